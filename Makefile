@@ -1,0 +1,96 @@
+# Front door for vestnik. The build itself is CMake; this file only strings
+# the steps together. `make help` lists the targets.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+# Prerequisites run in the order written (deps before services before build),
+# even under make -j; the compile itself is parallel inside cmake --build.
+.NOTPARALLEL:
+
+BUILD_DIR      ?= build
+ASAN_BUILD_DIR ?= build-asan
+JOBS           ?= $(shell nproc 2>/dev/null || echo 2)
+STATE_DIR      := $(or $(VESTNIK_STATE_DIR),$(CURDIR)/.services)
+ENV_FILE       := $(STATE_DIR)/env
+WERROR         := $(if $(filter true 1 yes,$(CI)),ON,OFF)
+FMT_DIRS       := core db bot fsm templates notifier tests bench
+
+# with_env: shell prefix that loads the services env file (URLs, ports) into
+# the environment, or stops with a clear message when it is not there.
+with_env = set -euo pipefail; \
+	if [ ! -r "$(ENV_FILE)" ]; then \
+		echo "make: $(ENV_FILE) is missing; run 'make services-up' first" >&2; exit 1; \
+	fi; \
+	set -a; . "$(ENV_FILE)"; set +a;
+
+.PHONY: help deps services-up services-down services-status build run test \
+	test-asan unit bench fmt fmt-check clean distclean
+
+help: ## list the targets
+	@echo "vestnik — make targets:"
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN { FS = ":.*## " } { printf "  %-16s %s\n", $$1, $$2 }'
+	@echo "variables: BUILD_DIR=$(BUILD_DIR) JOBS=$(JOBS) HTTP_PORT=$${HTTP_PORT:-8080}" \
+		"CI=$(CI) (CI=true adds -Werror)"
+
+deps: ## install Debian packages and maildev (scripts/deps)
+	@scripts/deps
+
+services-up: deps ## start redis, postgres, rabbitmq, mail (scripts/services up)
+	@scripts/services up
+
+services-down: ## stop the local services
+	@scripts/services down
+
+services-status: ## show which local services run, and on which ports
+	@scripts/services status
+
+build: ## configure and build into build/ (RelWithDebInfo)
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVN_WERROR=$(WERROR)
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+run: deps services-up build ## migrate, then run `vestnik all` against the local services
+	@$(with_env) \
+	export HTTP_PORT="$${HTTP_PORT:-8080}"; \
+	./$(BUILD_DIR)/vestnik migrate; \
+	host="$${HTTP_HOST:-127.0.0.1}"; \
+	echo "vestnik: http://$$host:$$HTTP_PORT/healthz (alive), http://$$host:$$HTTP_PORT/readyz (dependencies); Ctrl-C stops"; \
+	exec ./$(BUILD_DIR)/vestnik all
+
+test: deps services-up build ## all tests against the local services, then the same under ASan/UBSan
+	@echo "== ctest ($(BUILD_DIR))"
+	@$(with_env) ctest --test-dir $(BUILD_DIR) --output-on-failure --no-tests=error -j$(JOBS)
+	@$(MAKE) --no-print-directory test-asan
+
+test-asan: deps services-up ## build into build-asan with ASan+UBSan and run all tests there
+	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DVN_SANITIZE=ON -DVN_WERROR=$(WERROR)
+	cmake --build $(ASAN_BUILD_DIR) -j$(JOBS)
+	@echo "== ctest ($(ASAN_BUILD_DIR), ASan+UBSan)"
+	@$(with_env) \
+	export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; \
+	ctest --test-dir $(ASAN_BUILD_DIR) --output-on-failure --no-tests=error -j$(JOBS)
+
+unit: deps build ## unit tests only (ctest -L unit); needs no services
+	ctest --test-dir $(BUILD_DIR) -L unit --output-on-failure --no-tests=error -j$(JOBS)
+
+bench: deps services-up build ## run every bench/*.sh
+	@set -euo pipefail; shopt -s nullglob; n=0; \
+	for b in bench/*.sh; do echo "== $$b"; bash "$$b"; n=$$((n + 1)); done; \
+	[ "$$n" -gt 0 ] || echo "bench: no bench/*.sh"
+
+fmt: ## clang-format -i every .c/.h file
+	@files=$$(find $(FMT_DIRS) -name '*.[ch]' -type f 2>/dev/null; ls *.[ch] 2>/dev/null || true); \
+	if [ -n "$$files" ]; then clang-format -i $$files; fi
+
+fmt-check: ## fail when a .c/.h file is not clang-formatted
+	@files=$$(find $(FMT_DIRS) -name '*.[ch]' -type f 2>/dev/null; ls *.[ch] 2>/dev/null || true); \
+	if [ -n "$$files" ]; then clang-format --dry-run -Werror $$files; fi
+
+clean: ## remove build directories (services and .tools stay)
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)
+
+distclean: clean ## also stop the services and remove .services and .tools
+	-scripts/services down
+	@pg=$$(cat "$(STATE_DIR)/postgres.home" 2>/dev/null || true); \
+	case "$$pg" in /var/tmp/vestnik-pg-*) echo "rm -rf $$pg"; rm -rf "$$pg";; esac
+	rm -rf "$(STATE_DIR)" .tools

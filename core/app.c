@@ -1,0 +1,305 @@
+#include "app.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "amqp.h"
+#include "common.h"
+#include "http_client.h"
+#include "http_server.h"
+#include "log.h"
+#include "metrics.h"
+#include "pg.h"
+#include "redis.h"
+
+struct vn_app {
+    const struct vn_config *cfg;
+    enum vn_role role;
+    uv_loop_t loop;
+    struct met_registry *metrics;
+    struct http_router *router;
+    struct http_server *http;
+    struct rds_client *redis;
+    struct pgc_client *pg;
+    struct mq_client *mq;
+    struct hc_client *hc;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t drain_timer;
+    uv_check_t safe_point;
+    struct met_family *m_up;
+    uint64_t started_ms;
+    uint64_t drain_deadline;
+    int draining;
+    int closed;
+    int reload_requested;
+    int mq_up;
+    int exit_code;
+};
+
+const char *vn_role_name(enum vn_role role)
+{
+    switch (role) {
+    case VN_ROLE_BOT: return "bot";
+    case VN_ROLE_NOTIFIER: return "notifier";
+    case VN_ROLE_ALL: return "all";
+    }
+    return "?";
+}
+
+/* ---- HTTP handlers -------------------------------------------------------- */
+
+static void h_healthz(struct http_request *req, void *ud)
+{
+    struct vn_app *app = ud;
+    struct vn_buf b = VN_BUF_INIT;
+    vn_buf_printf(&b, "{\"status\":\"ok\",\"version\":\"%s\",\"role\":\"%s\",\"uptime_s\":%llu}\n",
+                  VN_VERSION, vn_role_name(app->role),
+                  (unsigned long long)((vn_now_ms() - app->started_ms) / 1000));
+    http_respond_json(req, 200, &b);
+    vn_buf_free(&b);
+}
+
+struct dep_check {
+    const char *name;
+    int ok;
+    const char *error;
+};
+
+static int collect_checks(struct vn_app *app, struct dep_check *out)
+{
+    out[0] = (struct dep_check){"redis", rds_is_ready(app->redis), rds_last_error(app->redis)};
+    out[1] = (struct dep_check){"postgres", pgc_is_ready(app->pg), pgc_last_error(app->pg)};
+    out[2] = (struct dep_check){"rabbitmq", app->mq && mq_is_connected(app->mq),
+                                app->mq ? "not connected" : "AMQP_URL is invalid"};
+    for (int i = 0; i < 3; i++)
+        met_set(met_get(app->m_up, out[i].name), out[i].ok ? 1 : 0);
+    return 3;
+}
+
+static void h_readyz(struct http_request *req, void *ud)
+{
+    struct vn_app *app = ud;
+    struct dep_check checks[3];
+    int n = collect_checks(app, checks), ready = !app->draining;
+    struct vn_buf b = VN_BUF_INIT;
+
+    for (int i = 0; i < n; i++)
+        ready &= checks[i].ok;
+    vn_buf_printf(&b, "{\"status\":\"%s\",", ready ? "ready" : app->draining ? "draining" : "not_ready");
+    vn_buf_puts(&b, "\"checks\":{");
+    for (int i = 0; i < n; i++) {
+        vn_buf_printf(&b, "%s\"%s\":{\"ok\":%s", i ? "," : "", checks[i].name,
+                      checks[i].ok ? "true" : "false");
+        if (!checks[i].ok && checks[i].error && *checks[i].error) {
+            vn_buf_puts(&b, ",\"error\":");
+            vn_buf_json_str(&b, checks[i].error);
+        }
+        vn_buf_putc(&b, '}');
+    }
+    vn_buf_puts(&b, "}}\n");
+    if (!ready)
+        http_resp_header(req, "retry-after", "1");
+    http_respond_json(req, ready ? 200 : 503, &b);
+    vn_buf_free(&b);
+}
+
+static void h_metrics(struct http_request *req, void *ud)
+{
+    struct vn_app *app = ud;
+    struct dep_check checks[3];
+    struct vn_buf b = VN_BUF_INIT;
+    collect_checks(app, checks);
+    met_format(app->metrics, &b);
+    http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
+                 b.len);
+    vn_buf_free(&b);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static int topology(amqp_connection_state_t conn, amqp_channel_t ch, void *ud)
+{
+    const struct vn_app *app = ud;
+    amqp_exchange_declare(conn, ch, amqp_cstring_bytes(app->cfg->amqp_exchange),
+                          amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        vn_error("amqp", "declaring exchange %s failed", app->cfg->amqp_exchange);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_mq_state(void *ud, const char *role, int connected)
+{
+    struct vn_app *app = ud;
+    app->mq_up = connected;
+    vn_debug("amqp", "%s %s", role, connected ? "connected" : "disconnected");
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Close everything; the loop then runs until the last handle is gone. */
+static void shutdown_all(struct vn_app *app)
+{
+    if (app->closed)
+        return;
+    app->closed = 1;
+    vn_info("main", "closing connections");
+    http_server_close(app->http);
+    rds_close(app->redis);
+    pgc_close(app->pg);
+    hc_close(app->hc);
+    if (app->mq)
+        mq_client_close(app->mq, 2000, NULL, NULL);
+    uv_timer_stop(&app->drain_timer);
+    close_handle((uv_handle_t *)&app->drain_timer);
+    close_handle((uv_handle_t *)&app->sig_term);
+    close_handle((uv_handle_t *)&app->sig_int);
+    close_handle((uv_handle_t *)&app->sig_hup);
+    close_handle((uv_handle_t *)&app->safe_point);
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    struct vn_app *app = t->data;
+    unsigned inflight = http_server_inflight(app->http);
+    if (inflight == 0 || vn_now_ms() >= app->drain_deadline) {
+        if (inflight)
+            vn_warn("main", "drain timeout: %u requests still in flight", inflight);
+        shutdown_all(app);
+    }
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct vn_app *app = s->data;
+    if (signum == SIGHUP) {
+        app->reload_requested = 1; /* acted on at the next safe point */
+        return;
+    }
+    if (app->draining) {
+        vn_warn("main", "second %s: exiting now", strsignal(signum));
+        app->exit_code = 1;
+        shutdown_all(app);
+        return;
+    }
+    app->draining = 1;
+    app->drain_deadline = vn_now_ms() + (uint64_t)app->cfg->shutdown_timeout_ms;
+    vn_info("main", "%s: draining (up to %lld ms)", strsignal(signum),
+            (long long)app->cfg->shutdown_timeout_ms);
+    uv_timer_start(&app->drain_timer, on_drain_tick, 0, 50);
+}
+
+/* Runs after each loop iteration's I/O: a safe point for reloads. */
+static void on_safe_point(uv_check_t *h)
+{
+    struct vn_app *app = h->data;
+    if (!app->reload_requested)
+        return;
+    app->reload_requested = 0;
+    vn_info("main", "SIGHUP: reload requested; flows and templates reload here once configured");
+}
+
+static int add_routes(struct vn_app *app)
+{
+    int rc = 0;
+    rc |= http_router_add(app->router, HTTP_GET, "/healthz", h_healthz, app);
+    rc |= http_router_add(app->router, HTTP_GET, "/readyz", h_readyz, app);
+    rc |= http_router_add(app->router, HTTP_GET, "/metrics", h_metrics, app);
+    return rc;
+}
+
+int vn_app_run(const struct vn_config *cfg, enum vn_role role)
+{
+    struct vn_app app;
+    char err[512] = "";
+    int rc = 1;
+
+    memset(&app, 0, sizeof(app));
+    app.cfg = cfg;
+    app.role = role;
+    app.started_ms = vn_now_ms();
+    uv_loop_init(&app.loop);
+    signal(SIGPIPE, SIG_IGN);
+
+    app.metrics = met_registry_new();
+    met_set(met_get(met_gauge(app.metrics, "vestnik_build_info", "Version of this binary",
+                              "version,role"),
+                    VN_VERSION, vn_role_name(role)),
+            1);
+    app.m_up = met_gauge(app.metrics, "vestnik_dependency_up",
+                         "1 when the dependency answers health checks", "dependency");
+    app.router = http_router_new();
+    if (add_routes(&app) != 0) {
+        vn_error("main", "route table is inconsistent");
+        goto out;
+    }
+
+    struct http_server_opts hopt = {
+        .host = cfg->http_host,
+        .port = cfg->http_port,
+        .max_body = (size_t)cfg->http_max_body,
+        .timeout_s = (int)(cfg->http_timeout_ms / 1000),
+        .metrics = app.metrics,
+    };
+    app.http = http_server_new(&app.loop, &hopt, app.router, err, sizeof(err));
+    if (app.http == NULL) {
+        vn_error("main", "%s", err);
+        goto out;
+    }
+
+    struct rds_opts ropt = {cfg->redis_url, cfg->health_interval_ms, cfg->reconnect_max_ms, 3000};
+    app.redis = rds_new(&app.loop, &ropt, err, sizeof(err));
+    if (app.redis == NULL) {
+        vn_error("main", "%s", err);
+        goto out_http;
+    }
+    struct pgc_opts popt = {cfg->database_url, cfg->health_interval_ms, cfg->reconnect_max_ms,
+                            5000};
+    app.pg = pgc_new(&app.loop, &popt);
+    struct mq_options mopt = {cfg->amqp_url, cfg->reconnect_max_ms, 10, "vestnik"};
+    app.mq = mq_client_new(&app.loop, &mopt, topology, on_mq_state, &app);
+    app.hc = hc_new(&app.loop, NULL);
+
+    uv_signal_init(&app.loop, &app.sig_term);
+    uv_signal_init(&app.loop, &app.sig_int);
+    uv_signal_init(&app.loop, &app.sig_hup);
+    app.sig_term.data = app.sig_int.data = app.sig_hup.data = &app;
+    uv_signal_start(&app.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&app.sig_int, on_signal, SIGINT);
+    uv_signal_start(&app.sig_hup, on_signal, SIGHUP);
+    uv_timer_init(&app.loop, &app.drain_timer);
+    app.drain_timer.data = &app;
+    uv_check_init(&app.loop, &app.safe_point);
+    app.safe_point.data = &app;
+    uv_check_start(&app.safe_point, on_safe_point);
+
+    vn_info("main", "vestnik %s started as %s on %s:%d", VN_VERSION, vn_role_name(role),
+            cfg->http_host, http_server_port(app.http));
+    uv_run(&app.loop, UV_RUN_DEFAULT);
+    rc = app.exit_code;
+    vn_info("main", "stopped");
+    goto out_loop;
+
+out_http:
+    http_server_close(app.http);
+    uv_run(&app.loop, UV_RUN_DEFAULT);
+out_loop:
+    http_server_free(app.http);
+    app.http = NULL;
+out:
+    if (uv_loop_close(&app.loop) != 0) {
+        uv_run(&app.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&app.loop);
+    }
+    http_router_free(app.router);
+    met_registry_free(app.metrics);
+    return rc;
+}
