@@ -43,19 +43,19 @@ services-down: ## stop the local services
 	@scripts/services down
 
 services-status: ## show which local services run, and on which ports
-	@scripts/services status
+	@scripts/services status || true
 
 build: ## configure and build into build/ (RelWithDebInfo)
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVN_WERROR=$(WERROR)
-	cmake --build $(BUILD_DIR) -j$(JOBS)
+	cmake --build $(BUILD_DIR) -j$(JOBS) -- --no-print-directory
 
 run: deps services-up build ## migrate, then run `vestnik all` against the local services
 	@$(with_env) \
 	export HTTP_PORT="$${HTTP_PORT:-8080}"; \
-	./$(BUILD_DIR)/vestnik migrate; \
+	$(BUILD_DIR)/vestnik migrate; \
 	host="$${HTTP_HOST:-127.0.0.1}"; \
 	echo "vestnik: http://$$host:$$HTTP_PORT/healthz (alive), http://$$host:$$HTTP_PORT/readyz (dependencies); Ctrl-C stops"; \
-	exec ./$(BUILD_DIR)/vestnik all
+	exec $(BUILD_DIR)/vestnik all
 
 test: deps services-up build ## all tests against the local services, then the same under ASan/UBSan
 	@echo "== ctest ($(BUILD_DIR))"
@@ -64,7 +64,7 @@ test: deps services-up build ## all tests against the local services, then the s
 
 test-asan: deps services-up ## build into build-asan with ASan+UBSan and run all tests there
 	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DVN_SANITIZE=ON -DVN_WERROR=$(WERROR)
-	cmake --build $(ASAN_BUILD_DIR) -j$(JOBS)
+	cmake --build $(ASAN_BUILD_DIR) -j$(JOBS) -- --no-print-directory
 	@echo "== ctest ($(ASAN_BUILD_DIR), ASan+UBSan)"
 	@$(with_env) \
 	export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; \
@@ -75,7 +75,7 @@ unit: deps build ## unit tests only (ctest -L unit); needs no services
 
 bench: deps services-up build ## run every bench/*.sh
 	@set -euo pipefail; shopt -s nullglob; n=0; \
-	for b in bench/*.sh; do echo "== $$b"; bash "$$b"; n=$$((n + 1)); done; \
+	for b in bench/*.sh; do echo "== $$b"; VESTNIK_BIN="$(abspath $(BUILD_DIR))/vestnik" bash "$$b"; n=$$((n + 1)); done; \
 	[ "$$n" -gt 0 ] || echo "bench: no bench/*.sh"
 
 fmt: ## clang-format -i every .c/.h file

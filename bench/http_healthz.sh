@@ -63,7 +63,7 @@ for ((i = 0; ; i++)); do
 	sleep 0.1
 done
 
-echo "vestnik $("$bin" --version 2>/dev/null | head -n 1 || true) pid $pid on $url;" \
+echo "$("$bin" --version 2>/dev/null | head -n 1 || echo vestnik) (pid $pid) on $url;" \
 	"wrk -t$threads -c$conns -d$duration, $(nproc) cores"
 # run PATH: one wrk run; print its throughput and latency lines plainly.
 run() {
@@ -72,11 +72,11 @@ run() {
 	echo "GET $1"
 	awk '
 		/Requests\/sec:/          { printf "  requests/s     %s\n", $2 }
-		/^ +Latency /             { printf "  latency        avg %s, stdev %s, max %s\n", $2, $3, $4 }
+		/^ +Latency +[0-9]/       { printf "  latency        avg %s, stdev %s, max %s\n", $2, $3, $4 }
 		/^ +50% /                 { p50 = $2 }
 		/^ +90% /                 { p90 = $2 }
 		/^ +99% /                 { p99 = $2 }
-		/requests in/             { printf "  total          %s requests in %s\n", $1, $4 }
+		/requests in/             { sub(/,$/, "", $4); printf "  total          %s requests in %s\n", $1, $4 }
 		/Non-2xx or 3xx/          { printf "  non-2xx        %s\n", $NF }
 		/Socket errors/           { sub(/^ +/, ""); printf "  errors         %s\n", $0 }
 		END { printf "  latency pct    p50 %s, p90 %s, p99 %s\n", p50, p90, p99 }

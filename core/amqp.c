@@ -35,12 +35,13 @@
 #include <unistd.h>
 
 #define MQ_CHANNEL            1
-#define MQ_MAX_INFLIGHT       1024   /* unconfirmed publishes on one connection */
-#define MQ_POLL_MAX_MS        1000   /* longest sleep without calling into rabbitmq-c */
+#define MQ_MAX_INFLIGHT       1024 /* unconfirmed publishes on one connection */
+#define MQ_POLL_MAX_MS        1000 /* longest sleep without calling into rabbitmq-c */
 #define MQ_CONNECT_TIMEOUT_MS 10000
-#define MQ_RPC_TIMEOUT_S      15     /* login, channel.open, declares, close */
+#define MQ_RPC_TIMEOUT_S      15 /* login, channel.open, declares */
+#define MQ_CLOSE_TIMEOUT_S    2  /* waiting for connection.close-ok */
 #define MQ_FRAME_MAX          131072
-#define MQ_PUMP_MAX           256    /* frames read before sending queued work again */
+#define MQ_PUMP_MAX           256 /* frames read before sending queued work again */
 #define MQ_BACKOFF_BASE_MS    100
 #define MQ_DEFAULT_HEARTBEAT  10
 #define MQ_DEFAULT_RECONNECT  5000
@@ -54,17 +55,17 @@ struct mq_pub {
     struct mq_pub *next;
     char *exchange;
     char *routing_key;
-    char *message_id;   /* NULL if none */
+    char *message_id; /* NULL if none */
     char *content_type;
-    amqp_pool_t pool;   /* holds the copy of headers */
+    amqp_pool_t pool; /* holds the copy of headers */
     amqp_table_t headers;
     void *body;
     size_t len;
     mq_confirm_cb cb;
     void *ud;
-    uint64_t tag;       /* delivery tag on the current connection */
-    int suspect;        /* was in flight when the broker closed the channel */
-    int ok;             /* outcome, set when settled */
+    uint64_t tag; /* delivery tag on the current connection */
+    int suspect;  /* was in flight when the broker closed the channel */
+    int ok;       /* outcome, set when settled */
     char *why;
 };
 
@@ -96,18 +97,18 @@ struct mq_thread {
     struct mq_client *c;
     int role;
     pthread_t tid;
-    int started;   /* loop: the thread was created */
-    int exited;    /* loop: its exit event arrived */
-    int efd;       /* eventfd written by the loop (and the publisher) to wake it */
+    int started; /* loop: the thread was created */
+    int exited;  /* loop: its exit event arrived */
+    int efd;     /* eventfd written by the loop (and the publisher) to wake it */
 
     /* Everything below belongs to the thread. */
     amqp_connection_state_t conn;
-    unsigned attempt;       /* connection failures in a row */
-    uint64_t generation;    /* bumped on each successful connect */
-    char why[512];          /* why the last connect or session failed */
-    char broker_text[320];  /* "404 NOT_FOUND - ..." when the broker closed us */
-    int broker_error;       /* the broker refused something we sent */
-    int close_polite;       /* the connection is still usable for connection.close */
+    unsigned attempt;      /* connection failures in a row */
+    uint64_t generation;   /* bumped on each successful connect */
+    char why[512];         /* why the last connect or session failed */
+    char broker_text[320]; /* "404 NOT_FOUND - ..." when the broker closed us */
+    int broker_error;      /* the broker refused something we sent */
+    int close_polite;      /* the connection is still usable for connection.close */
     /* publisher */
     struct mq_pub *inflight, *inflight_tail;
     size_t n_inflight;
@@ -157,6 +158,7 @@ struct mq_client {
 /* ------------------------------------------------------------------------ */
 /* small helpers                                                            */
 
+/* The smaller of a and b. */
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
     return a < b ? a : b;
@@ -199,6 +201,7 @@ static const char *err_str(int e, char *buf, size_t n)
     return strerror_r(e, buf, n);
 }
 
+/* Free a publish and everything it owns; NULL is a no-op. */
 static void pub_free(struct mq_pub *p)
 {
     if (p == NULL)
@@ -213,6 +216,7 @@ static void pub_free(struct mq_pub *p)
     free(p);
 }
 
+/* Free a delivery and everything it owns; NULL is a no-op. */
 static void msg_free(struct mq_msg *m)
 {
     if (m == NULL)
@@ -253,6 +257,7 @@ static void post_confirm(struct mq_client *c, struct mq_pub *p, int ok, const ch
     post(c, ev);
 }
 
+/* Tell the loop about a state change or the thread's exit. */
 static void post_simple(struct mq_thread *t, enum mq_ev_kind kind, int connected)
 {
     struct mq_event *ev = xcalloc(1, sizeof(*ev));
@@ -262,7 +267,8 @@ static void post_simple(struct mq_thread *t, enum mq_ev_kind kind, int connected
     post(t->c, ev);
 }
 
-static void set_why(struct mq_thread *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_why(struct mq_thread *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Record why the connection failed, for the next log line. */
 static void set_why(struct mq_thread *t, const char *fmt, ...)
@@ -471,8 +477,8 @@ static int backoff_sleep(struct mq_thread *t, uint64_t delay_ms)
 /* The next reconnect delay; counts the attempt. */
 static uint64_t next_delay(struct mq_thread *t)
 {
-    uint64_t d = vn_backoff_ms(t->attempt, MQ_BACKOFF_BASE_MS, t->c->reconnect_max_ms,
-                               vn_random_u32());
+    uint64_t d =
+        vn_backoff_ms(t->attempt, MQ_BACKOFF_BASE_MS, t->c->reconnect_max_ms, vn_random_u32());
     t->attempt++;
     return d;
 }
@@ -527,8 +533,7 @@ static int tcp_connect(struct mq_thread *t)
     }
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int one = 1, e = 0;
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0) {
             set_why(t, "socket: %s", err_str(errno, ebuf, sizeof(ebuf)));
             continue;
@@ -619,9 +624,8 @@ static int conn_open(struct mq_thread *t)
     props_table.num_entries = nprops;
     props_table.entries = props;
 
-    r = amqp_login_with_properties(conn, c->info.vhost, 0, MQ_FRAME_MAX, c->heartbeat,
-                                   &props_table, AMQP_SASL_METHOD_PLAIN, c->info.user,
-                                   c->info.password);
+    r = amqp_login_with_properties(conn, c->info.vhost, 0, MQ_FRAME_MAX, c->heartbeat, &props_table,
+                                   AMQP_SASL_METHOD_PLAIN, c->info.user, c->info.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
         reply_why(t, "login failed", r);
         goto out;
@@ -653,8 +657,8 @@ static int conn_open(struct mq_thread *t)
             goto out;
         }
         amqp_basic_consume_ok_t *ok =
-            amqp_basic_consume(conn, MQ_CHANNEL, amqp_cstring_bytes(c->queue), amqp_empty_bytes,
-                               0, 0, 0, amqp_empty_table);
+            amqp_basic_consume(conn, MQ_CHANNEL, amqp_cstring_bytes(c->queue), amqp_empty_bytes, 0,
+                               0, 0, amqp_empty_table);
         r = amqp_get_rpc_reply(conn);
         if (ok == NULL || r.reply_type != AMQP_RESPONSE_NORMAL) {
             char what[MQ_SHORTSTR_MAX + 64];
@@ -679,14 +683,17 @@ out:
     return err;
 }
 
-/* Close and free t->conn; politely (connection.close, bounded by the RPC
- * timeout) when the socket is still believed to work. */
+/* Close and free t->conn; politely (connection.close, waiting at most
+ * MQ_CLOSE_TIMEOUT_S for close-ok) when the socket is still believed to work. */
 static void conn_close(struct mq_thread *t, int polite)
 {
     if (t->conn == NULL)
         return;
-    if (polite)
+    if (polite) {
+        struct timeval tv = {MQ_CLOSE_TIMEOUT_S, 0};
+        amqp_set_rpc_timeout(t->conn, &tv);
         amqp_connection_close(t->conn, AMQP_REPLY_SUCCESS);
+    }
     amqp_destroy_connection(t->conn);
     t->conn = NULL;
 }
@@ -706,8 +713,8 @@ static int on_broker_close(struct mq_thread *t, amqp_channel_t ch, const amqp_me
         set_why(t, "channel closed by broker: %s", t->broker_text);
         t->broker_error = 1;
         /* The channel is gone but the connection lives: close it properly. */
-        t->close_polite = amqp_send_method(t->conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) ==
-                          AMQP_STATUS_OK;
+        t->close_polite =
+            amqp_send_method(t->conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) == AMQP_STATUS_OK;
     } else {
         amqp_connection_close_t *cc = m->decoded;
         amqp_connection_close_ok_t ok;
@@ -745,6 +752,7 @@ static int on_common_frame(struct mq_thread *t, const amqp_frame_t *f)
 /* ------------------------------------------------------------------------ */
 /* publisher                                                                */
 
+/* Append p to the in-flight list (kept in delivery-tag order). */
 static void inflight_append(struct mq_thread *t, struct mq_pub *p)
 {
     p->next = NULL;
@@ -966,8 +974,7 @@ static void pub_finish(struct mq_thread *t)
         next = p->next;
         post_confirm(c, p, 0, "shutting down");
     }
-    if (c->cons.started)
-        wake(c->cons.efd); /* it may be waiting for us to finish */
+    wake(c->cons.efd); /* a consumer may be waiting for us to finish */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -993,8 +1000,7 @@ static int cons_flush(struct mq_thread *t)
             int s = a->nack ? amqp_basic_nack(t->conn, MQ_CHANNEL, a->tag, 0, a->requeue)
                             : amqp_basic_ack(t->conn, MQ_CHANNEL, a->tag, 0);
             if (s != AMQP_STATUS_OK) {
-                set_why(t, "basic.%s failed: %s", a->nack ? "nack" : "ack",
-                        amqp_error_string2(s));
+                set_why(t, "basic.%s failed: %s", a->nack ? "nack" : "ack", amqp_error_string2(s));
                 rc = VN_EIO;
             }
         }
@@ -1096,8 +1102,7 @@ static int cons_on_frame(struct mq_thread *t, const amqp_frame_t *f)
     case AMQP_BASIC_DELIVER_METHOD:
         return cons_on_deliver(t, f);
     case AMQP_BASIC_CANCEL_METHOD:
-        set_why(t, "broker cancelled the consumer on queue '%s' (deleted or moved?)",
-                t->c->queue);
+        set_why(t, "broker cancelled the consumer on queue '%s' (deleted or moved?)", t->c->queue);
         t->close_polite = 1;
         return VN_EIO;
     case AMQP_BASIC_CANCEL_OK_METHOD:
@@ -1233,6 +1238,7 @@ static int thread_start(struct mq_thread *t)
 /* ------------------------------------------------------------------------ */
 /* loop side                                                                */
 
+/* Free the client and whatever its queues still hold; threads must be gone. */
 static void client_free(struct mq_client *c)
 {
     struct mq_pub *p, *pn;
@@ -1301,6 +1307,7 @@ void mq_nack(struct mq_message *msg, int requeue)
         settle_msg(msg, 1, requeue != 0);
 }
 
+/* The async handle is closed: call done, then free c unless deliveries are still held. */
 static void on_async_closed(uv_handle_t *h)
 {
     struct mq_client *c = h->data;
@@ -1332,6 +1339,7 @@ static void maybe_finish(struct mq_client *c)
     uv_close((uv_handle_t *)&c->async, on_async_closed);
 }
 
+/* Run the callback for one event from a thread; frees what the event carried. */
 static void dispatch(struct mq_client *c, struct mq_event *ev)
 {
     switch (ev->kind) {
@@ -1543,6 +1551,5 @@ void mq_client_close(struct mq_client *c, int64_t timeout_ms, void (*done)(void 
     c->close_deadline = vn_now_ms() + (uint64_t)timeout_ms;
     pthread_mutex_unlock(&c->lock);
     wake(c->pub.efd);
-    if (c->cons.started)
-        wake(c->cons.efd);
+    wake(c->cons.efd);
 }

@@ -26,10 +26,10 @@
 struct mq_client;
 
 struct mq_options {
-    const char *url;           /* amqp://user:pass@host:port/vhost ("/" or none = vhost "/") */
-    int64_t reconnect_max_ms;  /* cap of the reconnect backoff; <= 0 = 5000 */
-    int64_t heartbeat_s;       /* AMQP heartbeat; 0 = default (10), negative = off */
-    const char *name;          /* connection name shown in the management UI; may be NULL */
+    const char *url;          /* amqp://user:pass@host:port/vhost ("/" or none = vhost "/") */
+    int64_t reconnect_max_ms; /* cap of the reconnect backoff; <= 0 = 5000 */
+    int64_t heartbeat_s;      /* AMQP heartbeat; 0 = default (10), negative = off */
+    const char *name;         /* connection name shown in the management UI; may be NULL */
 };
 
 /*
@@ -64,7 +64,7 @@ struct mq_message {
     amqp_table_t headers; /* deep copy; empty if none */
     int redelivered;
     uint64_t delivery_tag;
-    uint64_t generation;  /* which connection it arrived on; stale acks are dropped */
+    uint64_t generation; /* which connection it arrived on; stale acks are dropped */
     struct mq_client *client;
 };
 
