@@ -24,7 +24,7 @@ with_env = set -euo pipefail; \
 	set -a; . "$(ENV_FILE)"; set +a;
 
 .PHONY: help deps services-up services-down services-status build run test \
-	test-asan unit bench fmt fmt-check clean distclean
+	test-asan unit bench fuzz fmt fmt-check clean distclean
 
 help: ## list the targets
 	@echo "vestnik — make targets:"
@@ -72,6 +72,24 @@ test-asan: deps services-up ## build into build-asan with ASan+UBSan and run all
 
 unit: deps build ## unit tests only (ctest -L unit); needs no services
 	ctest --test-dir $(BUILD_DIR) -L unit --output-on-failure --no-tests=error -j$(JOBS)
+
+FUZZ_BUILD_DIR ?= build-fuzz
+FUZZ_SECONDS   ?= 60
+
+fuzz: deps ## build the libFuzzer targets with clang and run each FUZZ_SECONDS (default 60)
+	CC=clang cmake -S . -B $(FUZZ_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DVN_FUZZ=ON -DVN_WERROR=$(WERROR)
+	cmake --build $(FUZZ_BUILD_DIR) -j$(JOBS) --target $$(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$$//' | tr '\n' ' ')
+	@set -euo pipefail; for src in tests/fuzz/fuzz_*.c; do \
+		name=$$(basename "$$src" .c); work="$(FUZZ_BUILD_DIR)/corpus/$$name"; \
+		mkdir -p "$$work"; \
+		seeds="tests/fuzz/corpus/$$name"; [ -d "$$seeds" ] || seeds=""; \
+		echo "== fuzz $$name for $(FUZZ_SECONDS) s (seeds: $${seeds:-none})"; \
+		rc=0; "$(FUZZ_BUILD_DIR)/tests/fuzz/$$name" -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix="$(FUZZ_BUILD_DIR)/$$name-" "$$work" $$seeds >"$$work.log" 2>&1 || rc=$$?; \
+		grep -E "^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|SUMMARY)" "$$work.log" || true; \
+		if [ "$$rc" -ne 0 ]; then tail -40 "$$work.log"; \
+			echo "fuzz: $$name failed (exit $$rc); the input is $(FUZZ_BUILD_DIR)/$$name-*"; exit 1; fi; \
+	done
 
 bench: deps services-up build ## run every bench/*.sh
 	@set -euo pipefail; shopt -s nullglob; n=0; \

@@ -136,14 +136,18 @@ int rds_parse_url(const char *url, struct rds_url *out, char *err, size_t errlen
             at = q;
     hostp = p;
     if (at) {
+        /* RFC 3986 userinfo: "user:password" or just "user". Without a ':'
+         * there is no password (which is also what redaction assumes). */
         const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *pw = colon ? colon + 1 : p; /* "redis://password@host" also seen */
-        size_t n = (size_t)(at - pw);
-        if (n >= sizeof(out->password)) {
-            snprintf(err, errlen, "password is too long");
+        size_t un = (size_t)((colon ? colon : at) - p);
+        size_t pn = colon ? (size_t)(at - colon - 1) : 0;
+        if (un >= sizeof(out->user) || pn >= sizeof(out->password)) {
+            snprintf(err, errlen, "user name or password is too long");
             return VN_EINVAL;
         }
-        memcpy(out->password, pw, n);
+        memcpy(out->user, p, un);
+        if (colon)
+            memcpy(out->password, colon + 1, pn);
         hostp = at + 1;
     }
     const char *colon = memchr(hostp, ':', (size_t)(end - hostp));
@@ -254,7 +258,10 @@ static void on_connect(const redisAsyncContext *cac, int status)
         return;
     }
     c->state = RDS_HANDSHAKE;
-    if (c->url.password[0])
+    if (c->url.password[0] && c->url.user[0]) /* Redis 6 ACL user */
+        redisAsyncCommand(ac, on_handshake_reply, "AUTH", "AUTH %s %s", c->url.user,
+                          c->url.password);
+    else if (c->url.password[0])
         redisAsyncCommand(ac, on_handshake_reply, "AUTH", "AUTH %s", c->url.password);
     if (c->url.db)
         redisAsyncCommand(ac, on_handshake_reply, "SELECT", "SELECT %d", c->url.db);

@@ -24,7 +24,7 @@ struct rds_client;
 typedef void (*rds_reply_fn)(struct rds_client *c, redisReply *reply, void *ud);
 
 struct rds_opts {
-    const char *url;             /* redis://[:password@]host[:port][/db] */
+    const char *url;             /* redis://[[user]:password@]host[:port][/db] */
     int64_t health_interval_ms;  /* PING period */
     int64_t reconnect_max_ms;    /* backoff cap */
     int64_t connect_timeout_ms;  /* give up a connect attempt after this */
@@ -33,6 +33,7 @@ struct rds_opts {
 struct rds_url {
     char host[256];
     int port;
+    char user[128];     /* Redis 6 ACL user; "" = default user */
     char password[256];
     int db;
 };
