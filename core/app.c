@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "amqp.h"
+#include "bot/tg_client.h"
 #include "common.h"
 #include "http_client.h"
 #include "http_server.h"
@@ -25,6 +26,7 @@ struct vn_app {
     struct pgc_client *pg;
     struct mq_client *mq;
     struct hc_client *hc;
+    struct tg_client *tg; /* NULL when TELEGRAM_BOT_TOKEN is empty */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     uv_check_t safe_point;
@@ -155,6 +157,7 @@ static void shutdown_all(struct vn_app *app)
     http_server_close(app->http);
     rds_close(app->redis);
     pgc_close(app->pg);
+    tg_client_close(app->tg);
     hc_close(app->hc);
     if (app->mq)
         mq_client_close(app->mq, 2000, NULL, NULL);
@@ -205,6 +208,46 @@ static void on_safe_point(uv_check_t *h)
         return;
     app->reload_requested = 0;
     vn_info("main", "SIGHUP: reload requested; flows and templates reload here once configured");
+}
+
+/* getMe at start: proves the token and the API URL, and names the bot in the log. */
+static void on_get_me(const struct tg_result *r, void *ud)
+{
+    struct vn_app *app = ud;
+    json_object *v = NULL;
+    if (r->kind == TG_OK) {
+        const char *user = json_object_object_get_ex(r->result, "username", &v)
+                               ? json_object_get_string(v)
+                               : "?";
+        vn_info("tg", "Bot API at %s answers: bot @%s", app->cfg->telegram_api_url, user);
+    } else if (r->kind == TG_ERR_UNAUTHORIZED) {
+        vn_error("tg", "TELEGRAM_BOT_TOKEN was rejected by %s (%d %s); check the token",
+                 app->cfg->telegram_api_url, r->error_code, r->description);
+    } else if (r->kind != TG_ERR_CLOSED) {
+        vn_warn("tg", "Bot API at %s not reachable yet: %s (%s)", app->cfg->telegram_api_url,
+                tg_err_kind_name(r->kind), r->description);
+    }
+}
+
+static void start_telegram(struct vn_app *app)
+{
+    const struct vn_config *cfg = app->cfg;
+    struct tg_client_opts o;
+    if (cfg->telegram_bot_token == NULL || *cfg->telegram_bot_token == '\0') {
+        vn_info("tg", "TELEGRAM_BOT_TOKEN is empty: Telegram is off");
+        return;
+    }
+    memset(&o, 0, sizeof(o));
+    o.api_url = cfg->telegram_api_url;
+    o.token = cfg->telegram_bot_token;
+    o.redis = app->redis;
+    tg_limit_cfg_default(&o.limits);
+    o.limits.global_per_s = cfg->telegram_rate_global;
+    o.limits.chat_per_s = cfg->telegram_rate_chat;
+    o.limits.chat_burst = (unsigned)cfg->telegram_rate_chat_burst;
+    o.limits.group_per_min = cfg->telegram_rate_group;
+    app->tg = tg_client_new(&app->loop, app->hc, &o);
+    tg_get_me(app->tg, on_get_me, app);
 }
 
 static int add_routes(struct vn_app *app)
@@ -267,6 +310,7 @@ int vn_app_run(const struct vn_config *cfg, enum vn_role role)
     struct mq_options mopt = {cfg->amqp_url, cfg->reconnect_max_ms, 10, "vestnik"};
     app.mq = mq_client_new(&app.loop, &mopt, topology, on_mq_state, &app);
     app.hc = hc_new(&app.loop, NULL);
+    start_telegram(&app);
 
     uv_signal_init(&app.loop, &app.sig_term);
     uv_signal_init(&app.loop, &app.sig_int);

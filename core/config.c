@@ -46,6 +46,18 @@ static const struct cfg_var vars[] = {
      "on SIGTERM, how long in-flight work may take before the process exits"},
     {"MIGRATIONS_DIR", CFG_STRING, OFF(migrations_dir), "db/migrations", 0, 0, NULL, 0,
      "directory holding NNNN_name.sql migrations"},
+    {"TELEGRAM_API_URL", CFG_URL, OFF(telegram_api_url), "https://api.telegram.org", 0, 0,
+     "http|https", 0, "Bot API base URL: the real API, a staging proxy or the fake server"},
+    {"TELEGRAM_BOT_TOKEN", CFG_STRING, OFF(telegram_bot_token), "", 0, 0, NULL, 1,
+     "bot token from @BotFather; empty = Telegram off"},
+    {"TELEGRAM_RATE_GLOBAL", CFG_INT, OFF(telegram_rate_global), "30", 1, 1000, NULL, 0,
+     "messages per second for the whole bot, shared by every process through Redis"},
+    {"TELEGRAM_RATE_CHAT", CFG_INT, OFF(telegram_rate_chat), "1", 1, 100, NULL, 0,
+     "messages per second to one private chat"},
+    {"TELEGRAM_RATE_CHAT_BURST", CFG_INT, OFF(telegram_rate_chat_burst), "3", 1, 100, NULL, 0,
+     "messages a private chat may get at once before the per-chat rate applies"},
+    {"TELEGRAM_RATE_GROUP", CFG_INT, OFF(telegram_rate_group), "20", 1, 1000, NULL, 0,
+     "messages per minute to one group or supergroup"},
 };
 
 const struct cfg_var *cfg_vars(size_t *count)

@@ -30,6 +30,12 @@ struct vn_config {
     int64_t reconnect_max_ms;
     int64_t shutdown_timeout_ms;
     char *migrations_dir;
+    char *telegram_api_url;
+    char *telegram_bot_token;
+    int telegram_rate_global;    /* messages per second, whole bot */
+    int telegram_rate_chat;      /* messages per second, one private chat */
+    int telegram_rate_chat_burst;
+    int telegram_rate_group;     /* messages per minute, one group */
 };
 
 enum cfg_type { CFG_STRING, CFG_INT, CFG_SIZE, CFG_DURATION, CFG_ENUM, CFG_URL };
