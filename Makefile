@@ -83,9 +83,10 @@ fuzz: deps ## build the libFuzzer targets with clang and run each FUZZ_SECONDS (
 		name=$$(basename "$$src" .c); work="$(FUZZ_BUILD_DIR)/corpus/$$name"; \
 		mkdir -p "$$work"; \
 		seeds="tests/fuzz/corpus/$$name"; [ -d "$$seeds" ] || seeds=""; \
+		dict=""; [ -f "tests/fuzz/$$name.dict" ] && dict="-dict=tests/fuzz/$$name.dict"; \
 		echo "== fuzz $$name for $(FUZZ_SECONDS) s (seeds: $${seeds:-none})"; \
 		rc=0; "$(FUZZ_BUILD_DIR)/tests/fuzz/$$name" -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-			-artifact_prefix="$(FUZZ_BUILD_DIR)/$$name-" "$$work" $$seeds >"$$work.log" 2>&1 || rc=$$?; \
+			-artifact_prefix="$(FUZZ_BUILD_DIR)/$$name-" $$dict "$$work" $$seeds >"$$work.log" 2>&1 || rc=$$?; \
 		grep -E "^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|SUMMARY)" "$$work.log" || true; \
 		if [ "$$rc" -ne 0 ]; then tail -40 "$$work.log"; \
 			echo "fuzz: $$name failed (exit $$rc); the input is $(FUZZ_BUILD_DIR)/$$name-*"; exit 1; fi; \

@@ -59,7 +59,7 @@ void vn_buf_append(struct vn_buf *b, const void *data, size_t len);
 void vn_buf_puts(struct vn_buf *b, const char *s);
 void vn_buf_putc(struct vn_buf *b, char c);
 void vn_buf_printf(struct vn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void vn_buf_vprintf(struct vn_buf *b, const char *fmt, va_list ap);
+void vn_buf_vprintf(struct vn_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Append s as the inside of a JSON string (quotes not included). */
 void vn_buf_json_escape(struct vn_buf *b, const char *s, size_t len);
 /* Append s as a complete JSON string literal, quotes included. */
