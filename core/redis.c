@@ -373,7 +373,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
 {
     struct rds_call *call = priv;
     (void)ac;
-    call->cb(call->c, r, call->ud);
+    if (call->cb)
+        call->cb(call->c, r, call->ud);
     free(call);
 }
 

@@ -46,8 +46,8 @@ struct rds_client *rds_new(uv_loop_t *loop, const struct rds_opts *opt, char *er
 
 /*
  * Send a command (hiredis format string). Returns 0 (cb will be called
- * exactly once), or VN_EDOWN when not connected / VN_ESTATE when closing
- * (cb never called).
+ * exactly once; cb may be NULL to ignore the reply), or VN_EDOWN when not
+ * connected / VN_ESTATE when closing (cb never called).
  */
 int rds_command(struct rds_client *c, rds_reply_fn cb, void *ud, const char *fmt, ...);
 int rds_command_argv(struct rds_client *c, rds_reply_fn cb, void *ud, int argc,
