@@ -21,7 +21,8 @@ struct fsm_store {
 /*
  * KEYS: conv, outbox, dedup, lease.
  * ARGV: expect_version, flow ('' = ended), state, data, now_ms, entered_at,
- *       effects ('' = none), ttl_s, dedup_ttl_s, update_id ('' = none), owner, lease_ms.
+ *       effects ('' = none), ttl_s, dedup_ttl_s, update_id ('' = none), owner, lease_ms,
+ *       timeout_at.
  * Returns {1, new_version, got_lease, outbox_len} | {-1} duplicate | {-2, version} conflict.
  */
 static const char commit_lua[] =
@@ -30,7 +31,8 @@ static const char commit_lua[] =
     "if v ~= tonumber(ARGV[1]) then return {-2, v} end\n"
     "local nv = v + 1\n"
     "redis.call('HSET', KEYS[1], 'flow', ARGV[2], 'state', ARGV[3], 'data', ARGV[4],\n"
-    "           'version', nv, 'updated_at', ARGV[5], 'entered_at', ARGV[6])\n"
+    "           'version', nv, 'updated_at', ARGV[5], 'entered_at', ARGV[6],\n"
+    "           'timeout_at', ARGV[13])\n"
     "redis.call('EXPIRE', KEYS[1], ARGV[8])\n"
     "local n = redis.call('LLEN', KEYS[2])\n"
     "if ARGV[7] ~= '' then\n"
@@ -167,7 +169,7 @@ static void on_load(struct rds_client *c, redisReply *reply, void *ud)
     struct fsm_stored s;
     (void)c;
     memset(&s, 0, sizeof(s));
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 6) {
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 7) {
         lc->cb(VN_EDOWN, NULL, lc->ud);
         free(lc);
         return;
@@ -180,6 +182,7 @@ static void on_load(struct rds_client *c, redisReply *reply, void *ud)
     s.version = int_elem(reply->element[3]);
     s.updated_at = int_elem(reply->element[4]);
     s.entered_at = int_elem(reply->element[5]);
+    s.timeout_at = int_elem(reply->element[6]);
     lc->cb(0, &s, lc->ud);
     fsm_stored_free(&s);
     free(lc);
@@ -193,7 +196,7 @@ int fsm_store_load(struct fsm_store *st, struct fsm_conv_key k, fsm_load_cb cb, 
     lc->cb = cb;
     lc->ud = ud;
     int rc = rds_command(st->redis, on_load, lc, "HMGET %s flow state data version updated_at "
-                                                 "entered_at",
+                                                 "entered_at timeout_at",
                          ks.conv);
     if (rc != 0)
         free(lc);
@@ -252,8 +255,9 @@ int fsm_store_commit(struct fsm_store *st, struct fsm_conv_key k, const struct f
 {
     struct keys ks;
     char dedup[160], ver[24], now[24], entered[24], ttl[24], dttl[24], upd[24], lease_ms[24];
-    char score[24];
+    char score[24], tmo[24];
     make_keys(k, &ks);
+    snprintf(tmo, sizeof(tmo), "%" PRId64, cm->timeout_at);
     snprintf(dedup, sizeof(dedup), "%s:u:%" PRId64, ks.conv, cm->update_id);
     snprintf(ver, sizeof(ver), "%" PRId64, cm->expect_version);
     snprintf(now, sizeof(now), "%" PRIu64, vn_wall_ms());
@@ -293,7 +297,8 @@ int fsm_store_commit(struct fsm_store *st, struct fsm_conv_key k, const struct f
                           dttl,
                           upd,
                           st->owner,
-                          lease_ms};
+                          lease_ms,
+                          tmo};
     struct commit_call *cc = xmalloc(sizeof(*cc));
     cc->cb = cb;
     cc->ud = ud;

@@ -5,7 +5,7 @@
  * {<chat>:<user>}, so they live in one Redis Cluster slot:
  *
  *   vn:conv:{c:u}            hash: flow, state, data (JSON), version,
- *                            updated_at, entered_at (ms)
+ *                            updated_at, entered_at, timeout_at (ms)
  *   vn:conv:{c:u}:outbox     list of effect batches (JSON arrays), oldest first
  *   vn:conv:{c:u}:lease      who executes the outbox now (SET NX PX)
  *   vn:conv:{c:u}:u:<id>     update_id seen (SET EX: the dedup window)
@@ -44,6 +44,7 @@ struct fsm_stored {
     int64_t version;  /* 0 = never stored */
     int64_t updated_at;
     int64_t entered_at;
+    int64_t timeout_at; /* pending state timeout deadline, 0 = none */
 };
 
 void fsm_stored_free(struct fsm_stored *s);
@@ -60,6 +61,7 @@ struct fsm_commit {
     const char *state;
     const char *data_json;
     int64_t entered_at;
+    int64_t timeout_at;
     const char *effects_json; /* JSON array, NULL or "[]" for none */
     int64_t update_id;        /* < 0 for inputs that are not Telegram updates */
     int64_t expect_version;
