@@ -130,6 +130,8 @@ static void finish(struct tg_req *r, struct tg_result *res)
     struct tg_client *c = r->c;
     r->state = REQ_DONE;
     res->attempts = r->attempts;
+    if (res->retry_after == 0)
+        res->retry_after = r->last_retry_after;
     if (res->description == NULL)
         res->description = "";
     if (r->prev)

@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@ struct hc_client {
     uv_timer_t timer;
     unsigned inflight;
     int closing;
+    int verbose; /* VN_HTTP_CLIENT_VERBOSE=1: curl traces to stderr (debugging) */
     char *user_agent;
     struct hc_call *calls; /* in-flight list, for close */
 };
@@ -96,18 +98,30 @@ static void on_timeout(uv_timer_t *t)
 {
     struct hc_client *c = t->data;
     int running = 0;
+    long next = -1;
     curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(c);
+    /* A timer that fired before curl's own deadline (see on_timer) finds
+     * nothing to do, and curl does not ask again for a deadline it already
+     * gave: re-arm from curl's view of the time left. */
+    if (c->multi && !uv_is_active((uv_handle_t *)&c->timer) &&
+        curl_multi_timeout(c->multi, &next) == CURLM_OK && next >= 0)
+        uv_timer_start(&c->timer, on_timeout, (uint64_t)next, 0);
 }
 
 static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     struct hc_client *c = userp;
     (void)multi;
-    if (timeout_ms < 0)
+    if (timeout_ms < 0) {
         uv_timer_stop(&c->timer);
-    else
-        uv_timer_start(&c->timer, on_timeout, (uint64_t)timeout_ms, 0);
+        return 0;
+    }
+    /* libuv measures timers from the loop's cached "now", which is stale
+     * after a slow callback (or when called from outside the loop); refresh
+     * it so the timer does not fire before curl's deadline. */
+    uv_update_time(c->loop);
+    uv_timer_start(&c->timer, on_timeout, (uint64_t)timeout_ms, 0);
     return 0;
 }
 
@@ -190,6 +204,8 @@ struct hc_client *hc_new(uv_loop_t *loop, const struct hc_opts *opt)
     c->loop = loop;
     c->multi = curl_multi_init();
     c->user_agent = xstrdup(opt && opt->user_agent ? opt->user_agent : "vestnik/" VN_VERSION);
+    const char *v = getenv("VN_HTTP_CLIENT_VERBOSE");
+    c->verbose = v && *v == '1';
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
@@ -227,6 +243,8 @@ int hc_request(struct hc_client *c, const struct hc_request *req, hc_done_fn cb,
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (c->verbose)
+        curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(req->method, "HEAD") == 0) {

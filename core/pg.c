@@ -116,7 +116,8 @@ static void fail_all(struct pgc_client *c, const char *msg)
     }
     while (q) {
         struct pgc_query *next = q->next;
-        q->cb(c, NULL, msg, q->ud);
+        if (q->cb)
+            q->cb(c, NULL, msg, q->ud);
         query_free(q);
         q = next;
     }
@@ -163,7 +164,8 @@ static void run_next(struct pgc_client *c)
         c->head = q->next;
         if (c->head == NULL)
             c->tail = NULL;
-        q->cb(c, NULL, c->last_error, q->ud);
+        if (q->cb)
+            q->cb(c, NULL, c->last_error, q->ud);
         query_free(q);
         run_next(c);
         return;
@@ -195,7 +197,10 @@ static void finish_running(struct pgc_client *c)
         err = "no result";
     else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
         err = PQresultErrorMessage(res);
-    q->cb(c, res, err, q->ud);
+    if (q->cb)
+        q->cb(c, res, err, q->ud);
+    else if (err)
+        vn_warn("pg", "query failed: %s", err);
     if (res)
         PQclear(res);
     query_free(q);

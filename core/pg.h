@@ -35,7 +35,8 @@ struct pgc_client *pgc_new(uv_loop_t *loop, const struct pgc_opts *opt);
 
 /*
  * Queue a parameterised query (text parameters, text results). Returns 0
- * (cb fires exactly once), VN_EDOWN when not connected, VN_ESTATE when closing.
+ * (cb fires exactly once; a NULL cb only logs failures), VN_EDOWN when not
+ * connected, VN_ESTATE when closing.
  */
 int pgc_query(struct pgc_client *c, const char *sql, int nparams, const char *const *values,
               pgc_result_fn cb, void *ud);

@@ -42,6 +42,7 @@ trap fk_cleanup EXIT
 fk_start() {
 	local name="$1" out="$VN_TMP/$1.out" log="$VN_TMP/$1.log" port="" i
 	shift
+	: >"$out" # exists before the fake's own redirection does, for the sed below
 	"$FAKE_TELEGRAM_BIN" --port 0 "$@" >"$out" 2>"$log" </dev/null &
 	FK_PID=$!
 	FK_PIDS+=("$FK_PID")
