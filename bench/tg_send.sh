@@ -94,10 +94,14 @@ echo "   fake counted 429s: $(fake_429s)"
 echo "== throughput: sendMessage, limiter off, fake not strict"
 start_fake
 "$bench" --api "$api" --mode throughput --messages "$tn" --inflight "$inflight" | tee "$work/t.out" | head -1
+"$bench" --api "$api" --mode throughput --messages "$bn" --inflight 1 | tee "$work/t1.out" |
+	head -1 | sed 's/^throughput/one at a time (keep-alive)/'
 "$bench" --api "$api" --mode baseline --messages "$bn" | tee "$work/base.out" | head -1
-/usr/bin/python3 - "$work/t.out" "$work/base.out" <<'PY'
+/usr/bin/python3 - "$work/t.out" "$work/t1.out" "$work/base.out" <<'PY'
 import json, sys
-t, b = (json.loads(open(p).read().splitlines()[1]) for p in sys.argv[1:3])
-print(f"   vestnik client / curl-easy-per-request: {t['rate'] / b['rate']:.1f}x requests/s, "
-      f"p99 {t['p99_ms']:.2f} ms vs {b['p99_ms']:.2f} ms")
+t, t1, b = (json.loads(open(p).read().splitlines()[1]) for p in sys.argv[1:4])
+print(f"   vestnik client ({t['messages']} in flight-limited batches) / curl-easy-per-request: "
+      f"{t['rate'] / b['rate']:.1f}x requests/s")
+print(f"   one at a time: p50 {t1['p50_ms']:.3f} ms vs {b['p50_ms']:.3f} ms, "
+      f"p99 {t1['p99_ms']:.3f} ms vs {b['p99_ms']:.3f} ms (keep-alive vs a new connection each)")
 PY
