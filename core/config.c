@@ -58,6 +58,18 @@ static const struct cfg_var vars[] = {
      "messages a private chat may get at once before the per-chat rate applies"},
     {"TELEGRAM_RATE_GROUP", CFG_INT, OFF(telegram_rate_group), "20", 1, 1000, NULL, 0,
      "messages per minute to one group or supergroup"},
+    {"TELEGRAM_WEBHOOK_PATH", CFG_STRING, OFF(telegram_webhook_path), "/telegram/webhook", 0, 0,
+     NULL, 0, "path the bot receives webhook updates on"},
+    {"TELEGRAM_WEBHOOK_SECRET", CFG_STRING, OFF(telegram_webhook_secret), "", 0, 0, NULL, 1,
+     "secret_token for setWebhook, checked on every update; empty = not checked"},
+    {"FLOWS_DIR", CFG_STRING, OFF(flows_dir), "examples/reminders/flows", 0, 0, NULL, 0,
+     "directory of flow files (*.yaml) the bot runs"},
+    {"TEMPLATES_DIR", CFG_STRING, OFF(templates_dir), "templates/default", 0, 0, NULL, 0,
+     "template set (templates/<locale>/<name>.<channel>.mustache)"},
+    {"DEFAULT_LOCALE", CFG_STRING, OFF(default_locale), "en", 0, 0, NULL, 0,
+     "locale for users whose language is unknown"},
+    {"CONVERSATION_TTL", CFG_DURATION, OFF(conversation_ttl_ms), "720h", 60 * SEC,
+     8760LL * 3600 * SEC, NULL, 0, "how long an idle conversation's state is kept in Redis"},
 };
 
 const struct cfg_var *cfg_vars(size_t *count)

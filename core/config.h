@@ -36,6 +36,12 @@ struct vn_config {
     int telegram_rate_chat;      /* messages per second, one private chat */
     int telegram_rate_chat_burst;
     int telegram_rate_group;     /* messages per minute, one group */
+    char *telegram_webhook_path;
+    char *telegram_webhook_secret;
+    char *flows_dir;
+    char *templates_dir;
+    char *default_locale;
+    int64_t conversation_ttl_ms;
 };
 
 enum cfg_type { CFG_STRING, CFG_INT, CFG_SIZE, CFG_DURATION, CFG_ENUM, CFG_URL };

@@ -1,6 +1,7 @@
 #include "fsm_store.h"
 
 #include <hiredis/hiredis.h>
+#include <json-c/json.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,15 @@ static const char take_lua[] =
     "  return 1\n"
     "end\n"
     "return 0\n";
+
+/* KEYS: conv. ARGV: expected version, new data. 1 written, 0 moved on, -1 gone. */
+static const char setdata_lua[] =
+    "local v = redis.call('HGET', KEYS[1], 'version')\n"
+    "if not v then return -1 end\n"
+    "if v ~= ARGV[1] then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'data', ARGV[2])\n"
+    "redis.call('HINCRBY', KEYS[1], 'version', 1)\n"
+    "return 1\n";
 
 void fsm_conv_key_name(struct fsm_conv_key k, char *buf, size_t len)
 {
@@ -447,4 +457,95 @@ int fsm_store_sweep(struct fsm_store *st, int64_t older_than_ms, int max, fsm_ke
     if (rc != 0)
         free(sc);
     return rc;
+}
+
+/*
+ * remember = read, change one field with json-c (which keeps 64-bit integers
+ * exact, unlike Redis's Lua cjson), write back if the version is unchanged;
+ * a concurrent step makes it read again (a few times at most).
+ */
+struct remember_call {
+    struct fsm_store *st;
+    struct fsm_conv_key k;
+    char *field;
+    int64_t value;
+    int tries;
+    fsm_done_cb cb;
+    void *ud;
+};
+
+static void remember_done(struct remember_call *rc, int status, int64_t value)
+{
+    if (rc->cb)
+        rc->cb(status, value, rc->ud);
+    free(rc->field);
+    free(rc);
+}
+
+static void remember_load(struct remember_call *rc);
+
+static void on_setdata(struct rds_client *c, redisReply *reply, void *ud)
+{
+    struct remember_call *rc = ud;
+    (void)c;
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        remember_done(rc, VN_EDOWN, 0);
+        return;
+    }
+    if (reply->integer == 0 && ++rc->tries < 5) {
+        remember_load(rc);
+        return;
+    }
+    remember_done(rc, 0, reply->integer == 1);
+}
+
+static void on_remember_loaded(int status, struct fsm_stored *s, void *ud)
+{
+    struct remember_call *rc = ud;
+    if (status != 0 || s == NULL) {
+        remember_done(rc, VN_EDOWN, 0);
+        return;
+    }
+    if (s->version == 0) {
+        remember_done(rc, 0, 0);
+        return;
+    }
+    json_object *d = json_tokener_parse(s->data_json);
+    if (d == NULL || !json_object_is_type(d, json_type_object)) {
+        json_object_put(d);
+        d = json_object_new_object();
+    }
+    json_object_object_add(d, rc->field, json_object_new_int64(rc->value));
+    struct keys ks;
+    char ver[24];
+    make_keys(rc->k, &ks);
+    snprintf(ver, sizeof(ver), "%" PRId64, s->version);
+    const char *argv[] = {"EVAL", setdata_lua, "1", ks.conv, ver,
+                          json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN)};
+    int r = rds_command_argv(rc->st->redis, on_setdata, rc, (int)VN_ARRAY_LEN(argv), argv, NULL);
+    json_object_put(d);
+    if (r != 0)
+        remember_done(rc, VN_EDOWN, 0);
+}
+
+static void remember_load(struct remember_call *rc)
+{
+    if (fsm_store_load(rc->st, rc->k, on_remember_loaded, rc) != 0)
+        remember_done(rc, VN_EDOWN, 0);
+}
+
+int fsm_store_remember(struct fsm_store *st, struct fsm_conv_key k, const char *field,
+                       int64_t value, fsm_done_cb cb, void *ud)
+{
+    if (!rds_is_ready(st->redis))
+        return VN_EDOWN;
+    struct remember_call *rc = xcalloc(1, sizeof(*rc));
+    rc->st = st;
+    rc->k = k;
+    rc->field = xstrdup(field);
+    rc->value = value;
+    rc->cb = cb;
+    rc->ud = ud;
+    remember_load(rc);
+    return 0;
 }

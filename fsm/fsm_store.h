@@ -127,6 +127,15 @@ typedef void (*fsm_key_cb)(int status, struct fsm_conv_key k, void *ud);
 int fsm_store_sweep(struct fsm_store *st, int64_t older_than_ms, int max, fsm_key_cb cb,
                     void *ud);
 
+/*
+ * Set data[field] = value in the stored conversation (a "remember" effect:
+ * the id of a message just sent, for later edits). Bumps the version, so a
+ * step that read the old data retries. Nothing happens when the conversation
+ * is gone. cb may be NULL; value is 1 when written.
+ */
+int fsm_store_remember(struct fsm_store *st, struct fsm_conv_key k, const char *field,
+                       int64_t value, fsm_done_cb cb, void *ud);
+
 /* Key of a conversation, for logs and tests: "vn:conv:{chat:user}". */
 void fsm_conv_key_name(struct fsm_conv_key k, char *buf, size_t len);
 

@@ -260,6 +260,32 @@ static void test_sweeper_finds_leftovers(void **state)
     f->batch = NULL;
 }
 
+static void test_remember(void **state)
+{
+    struct fx *f = *state;
+    struct fsm_conv_key k = fresh_key();
+    commit(f, f->a, k, 0, 1, "ask", NULL);
+    assert_int_equal(fsm_store_remember(f->a, k, "prompt_id", 4711, on_int, f), 0);
+    wait_done(f);
+    assert_int_equal(f->value, 1);
+    assert_int_equal(fsm_store_load(f->a, k, on_load, f), 0);
+    wait_done(f);
+    assert_string_equal(f->loaded.data_json, "{\"what\":\"milk\",\"prompt_id\":4711}");
+    /* 64-bit values survive exactly */
+    assert_int_equal(fsm_store_remember(f->a, k, "big", 4503599627370497LL, on_int, f), 0);
+    wait_done(f);
+    assert_int_equal(fsm_store_load(f->a, k, on_load, f), 0);
+    wait_done(f);
+    assert_non_null(strstr(f->loaded.data_json, "\"big\":4503599627370497"));
+    assert_int_equal(f->loaded.version, 3); /* a step that read an older version retries */
+    fsm_stored_free(&f->loaded);
+    /* a conversation that is gone is left alone */
+    struct fsm_conv_key none = fresh_key();
+    assert_int_equal(fsm_store_remember(f->a, none, "x", 1, on_int, f), 0);
+    wait_done(f);
+    assert_int_equal(f->value, 0);
+}
+
 int main(void)
 {
     vn_log_set_level(VN_LOG_ERROR);
@@ -267,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_commit_load_dedup_cas),
         cmocka_unit_test(test_outbox_and_lease),
         cmocka_unit_test(test_sweeper_finds_leftovers),
+        cmocka_unit_test(test_remember),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
