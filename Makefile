@@ -49,13 +49,8 @@ build: ## configure and build into build/ (RelWithDebInfo)
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVN_WERROR=$(WERROR)
 	cmake --build $(BUILD_DIR) -j$(JOBS) -- --no-print-directory
 
-run: deps services-up build ## migrate, then run `vestnik all` against the local services
-	@$(with_env) \
-	export HTTP_PORT="$${HTTP_PORT:-8080}"; \
-	$(BUILD_DIR)/vestnik migrate; \
-	host="$${HTTP_HOST:-127.0.0.1}"; \
-	echo "vestnik: http://$$host:$$HTTP_PORT/healthz (alive), http://$$host:$$HTTP_PORT/readyz (dependencies); Ctrl-C stops"; \
-	exec $(BUILD_DIR)/vestnik all
+run: deps services-up build ## migrate, start the fake Bot API and `vestnik all` with the example bot; play a conversation
+	@$(with_env) scripts/run-dev
 
 test: deps services-up build ## all tests against the local services, then the same under ASan/UBSan
 	@echo "== ctest ($(BUILD_DIR))"

@@ -1,12 +1,17 @@
 #include "app.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #include "amqp.h"
+#include "bot/bot_runtime.h"
 #include "bot/tg_client.h"
+#include "fsm/fsm_date.h"
+#include "templates/tpl.h"
+#include "templates/tpl_set.h"
 #include "common.h"
 #include "http_client.h"
 #include "http_server.h"
@@ -27,6 +32,10 @@ struct vn_app {
     struct mq_client *mq;
     struct hc_client *hc;
     struct tg_client *tg; /* NULL when TELEGRAM_BOT_TOKEN is empty */
+    struct bot_runtime *bot; /* the bot role, when Telegram is on */
+    struct tpl_set *templates; /* TEMPLATES_DIR, swapped on SIGHUP */
+    struct fsm_tz *tz;         /* DEFAULT_TIME_ZONE */
+    struct vn_app_opts opts;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     uv_check_t safe_point;
@@ -154,6 +163,7 @@ static void shutdown_all(struct vn_app *app)
         return;
     app->closed = 1;
     vn_info("main", "closing connections");
+    bot_runtime_close(app->bot);
     http_server_close(app->http);
     rds_close(app->redis);
     pgc_close(app->pg);
@@ -172,7 +182,7 @@ static void shutdown_all(struct vn_app *app)
 static void on_drain_tick(uv_timer_t *t)
 {
     struct vn_app *app = t->data;
-    unsigned inflight = http_server_inflight(app->http);
+    unsigned inflight = http_server_inflight(app->http) + (app->bot ? bot_runtime_busy(app->bot) : 0);
     if (inflight == 0 || vn_now_ms() >= app->drain_deadline) {
         if (inflight)
             vn_warn("main", "drain timeout: %u requests still in flight", inflight);
@@ -207,7 +217,20 @@ static void on_safe_point(uv_check_t *h)
     if (!app->reload_requested)
         return;
     app->reload_requested = 0;
-    vn_info("main", "SIGHUP: reload requested; flows and templates reload here once configured");
+    if (app->templates) {
+        struct vn_buf err = VN_BUF_INIT;
+        struct tpl_set_opts to = {app->cfg->default_locale, NULL, 0, 0};
+        if (tpl_set_reload(app->cfg->templates_dir, &to, &app->templates, &err) == 0)
+            vn_info("main", "reload: templates from %s", app->cfg->templates_dir);
+        else
+            vn_error("main", "reload: templates in %s have problems; keeping the running set:\n%s",
+                     app->cfg->templates_dir, err.data ? err.data : "");
+        vn_buf_free(&err);
+    }
+    if (app->bot)
+        bot_runtime_reload(app->bot); /* after templates: flows are checked against them */
+    else if (app->templates == NULL)
+        vn_info("main", "SIGHUP: nothing to reload (the bot role is off)");
 }
 
 /* getMe at start: proves the token and the API URL, and names the bot in the log. */
@@ -250,6 +273,87 @@ static void start_telegram(struct vn_app *app)
     tg_get_me(app->tg, on_get_me, app);
 }
 
+/* Flow actions name templates; they render as Telegram HTML. */
+static int render_template(void *ud, const char *name, const char *locale, const json_object *vars,
+                           struct vn_buf *out, const char **parse_mode)
+{
+    struct vn_app *app = ud;
+    struct tpl_render_opts o;
+    struct tpl_error err;
+    memset(&o, 0, sizeof(o));
+    o.locale = locale;
+    o.tz = app->cfg->default_time_zone;
+    int rc = tpl_set_render(app->templates, name, TPL_PART_TELEGRAM, (json_object *)vars, &o, out,
+                            &err);
+    if (rc != 0) {
+        tpl_error_format(&err, out);
+        return rc;
+    }
+    *parse_mode = "HTML";
+    return 0;
+}
+
+static int template_exists(const char *name, void *ud)
+{
+    struct vn_app *app = ud;
+    return tpl_set_find(app->templates, name, TPL_PART_TELEGRAM, NULL, NULL) != NULL;
+}
+
+/* The bot role: flows, webhook, polling. Returns 0, or -1 when the flows or
+ * templates do not load (every problem is logged). */
+static int start_bot(struct vn_app *app)
+{
+    const struct vn_config *cfg = app->cfg;
+    struct vn_buf err = VN_BUF_INIT;
+    if (!(app->role & VN_ROLE_BOT) || app->tg == NULL)
+        return 0;
+    struct tpl_set_opts to = {cfg->default_locale, NULL, 0, 0};
+    if (tpl_set_load(cfg->templates_dir, &to, &app->templates, &err) != 0) {
+        vn_error("bot", "templates in %s do not load (set TEMPLATES_DIR, or run `vestnik template "
+                        "check`):\n%s",
+                 cfg->templates_dir, err.data ? err.data : "");
+        vn_buf_free(&err);
+        return -1;
+    }
+    char tzerr[160];
+    app->tz = fsm_tz_load(cfg->default_time_zone, NULL, tzerr, sizeof(tzerr));
+    if (app->tz == NULL) {
+        vn_error("bot", "DEFAULT_TIME_ZONE \"%s\": %s", cfg->default_time_zone, tzerr);
+        return -1;
+    }
+    struct bot_runtime_opts o;
+    memset(&o, 0, sizeof(o));
+    o.loop = &app->loop;
+    o.redis = app->redis;
+    o.pg = app->pg;
+    o.mq = app->mq;
+    o.tg = app->tg;
+    o.metrics = app->metrics;
+    o.flows_dir = cfg->flows_dir;
+    o.webhook_path = cfg->telegram_webhook_path;
+    o.webhook_secret = cfg->telegram_webhook_secret;
+    o.api_key = cfg->api_key;
+    o.exchange = cfg->amqp_exchange;
+    o.default_locale = cfg->default_locale;
+    o.conversation_ttl_s = cfg->conversation_ttl_ms / 1000;
+    o.render = render_template;
+    o.render_ud = app;
+    o.template_exists = template_exists;
+    o.template_ud = app;
+    o.tz = app->tz;
+    app->bot = bot_runtime_new(&o, app->router, &err);
+    if (app->bot == NULL) {
+        vn_error("bot", "flows in %s do not load (set FLOWS_DIR, or run `vestnik flow check`):\n%s",
+                 cfg->flows_dir, err.data ? err.data : "");
+        vn_buf_free(&err);
+        return -1;
+    }
+    vn_buf_free(&err);
+    if (app->opts.polling)
+        bot_runtime_start_polling(app->bot);
+    return 0;
+}
+
 static int add_routes(struct vn_app *app)
 {
     int rc = 0;
@@ -259,13 +363,15 @@ static int add_routes(struct vn_app *app)
     return rc;
 }
 
-int vn_app_run(const struct vn_config *cfg, enum vn_role role)
+int vn_app_run(const struct vn_config *cfg, enum vn_role role, const struct vn_app_opts *opts)
 {
     struct vn_app app;
     char err[512] = "";
     int rc = 1;
 
     memset(&app, 0, sizeof(app));
+    if (opts)
+        app.opts = *opts;
     app.cfg = cfg;
     app.role = role;
     app.started_ms = vn_now_ms();
@@ -324,12 +430,19 @@ int vn_app_run(const struct vn_config *cfg, enum vn_role role)
     uv_check_init(&app.loop, &app.safe_point);
     app.safe_point.data = &app;
     uv_check_start(&app.safe_point, on_safe_point);
+    if (start_bot(&app) != 0) {
+        app.exit_code = 1;
+        shutdown_all(&app); /* the loop below then just closes everything */
+    }
 
     vn_info("main", "vestnik %s started as %s on %s:%d", VN_VERSION, vn_role_name(role),
             cfg->http_host, http_server_port(app.http));
     uv_run(&app.loop, UV_RUN_DEFAULT);
     rc = app.exit_code;
     vn_info("main", "stopped");
+    bot_runtime_free(app.bot);
+    tpl_set_free(app.templates);
+    fsm_tz_free(app.tz);
     goto out_loop;
 
 out_http:
@@ -345,5 +458,49 @@ out:
     }
     http_router_free(app.router);
     met_registry_free(app.metrics);
+    return rc;
+}
+
+static void on_webhook_set(const struct tg_result *r, void *ud)
+{
+    int *rc = ud;
+    if (r->kind == TG_OK) {
+        printf("webhook set\n");
+        *rc = 0;
+    } else {
+        fprintf(stderr, "vestnik: setWebhook failed: %s (%d %s)\n", tg_err_kind_name(r->kind),
+                r->error_code, r->description);
+        *rc = 1;
+    }
+}
+
+int vn_app_set_webhook(const struct vn_config *cfg, const char *url)
+{
+    static const char *const allowed[] = {"message", "edited_message", "callback_query",
+                                          "my_chat_member", NULL};
+    uv_loop_t loop;
+    int rc = 1;
+    if (cfg->telegram_bot_token == NULL || *cfg->telegram_bot_token == '\0') {
+        fprintf(stderr, "vestnik: TELEGRAM_BOT_TOKEN is empty; set it to register a webhook\n");
+        return 2;
+    }
+    uv_loop_init(&loop);
+    struct hc_client *hc = hc_new(&loop, NULL);
+    struct tg_client_opts o;
+    memset(&o, 0, sizeof(o));
+    o.api_url = cfg->telegram_api_url;
+    o.token = cfg->telegram_bot_token;
+    o.limiter_off = 1;
+    struct tg_client *tg = tg_client_new(&loop, hc, &o);
+    struct tg_webhook w = {url, cfg->telegram_webhook_secret, allowed, 0, 0};
+    if (w.secret_token && *w.secret_token == '\0')
+        w.secret_token = NULL;
+    tg_set_webhook(tg, &w, on_webhook_set, &rc);
+    while (tg_client_pending(tg) > 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    tg_client_close(tg);
+    hc_close(hc);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
     return rc;
 }

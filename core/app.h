@@ -17,7 +17,14 @@ enum vn_role { VN_ROLE_BOT = 1, VN_ROLE_NOTIFIER = 2, VN_ROLE_ALL = 3 };
 
 const char *vn_role_name(enum vn_role role);
 
+struct vn_app_opts {
+    int polling; /* bot: long polling instead of the webhook (development) */
+};
+
 /* Run until drained. Returns the process exit code (0 on a clean drain). */
-int vn_app_run(const struct vn_config *cfg, enum vn_role role);
+int vn_app_run(const struct vn_config *cfg, enum vn_role role, const struct vn_app_opts *opts);
+
+/* `vestnik bot --set-webhook URL`: register the webhook and exit (0 or 1). */
+int vn_app_set_webhook(const struct vn_config *cfg, const char *url);
 
 #endif

@@ -68,6 +68,8 @@ static const struct cfg_var vars[] = {
      "template set (templates/<locale>/<name>.<channel>.mustache)"},
     {"DEFAULT_LOCALE", CFG_STRING, OFF(default_locale), "en", 0, 0, NULL, 0,
      "locale for users whose language is unknown"},
+    {"DEFAULT_TIME_ZONE", CFG_STRING, OFF(default_time_zone), "UTC", 0, 0, NULL, 0,
+     "IANA time zone for users whose zone is unknown (dates they type, dates shown)"},
     {"CONVERSATION_TTL", CFG_DURATION, OFF(conversation_ttl_ms), "720h", 60 * SEC,
      8760LL * 3600 * SEC, NULL, 0, "how long an idle conversation's state is kept in Redis"},
 };

@@ -41,6 +41,7 @@ struct vn_config {
     char *flows_dir;
     char *templates_dir;
     char *default_locale;
+    char *default_time_zone;
     int64_t conversation_ttl_ms;
 };
 

@@ -12,6 +12,8 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "db/migrate.h"
+#include "fsm/fsm.h"
+#include "templates/tpl_cli.h"
 
 static const char usage_main[] =
     "vestnik - Telegram and notification bot engine\n"
@@ -24,6 +26,8 @@ static const char usage_main[] =
     "  notifier   run the notifier: RabbitMQ events to Telegram, email and WebSocket\n"
     "  migrate    apply pending database migrations\n"
     "  config     print the effective configuration (secrets redacted)\n"
+    "  flow       check flow files, draw them as graphs (vestnik flow --help)\n"
+    "  template   render a template with JSON data, or check a template set\n"
     "  version    print the version\n"
     "  help       print this help, or `vestnik help <command>`\n"
     "\n"
@@ -31,15 +35,21 @@ static const char usage_main[] =
     "Every command takes --help.\n";
 
 static const char usage_run[] =
-    "Usage: vestnik %s\n"
+    "Usage: vestnik %s [--polling]%s\n"
     "\n"
     "Runs the %s role until SIGTERM or SIGINT. Serves on HTTP_HOST:HTTP_PORT:\n"
     "  GET /healthz   200 while the process runs\n"
     "  GET /readyz    200 when Redis, PostgreSQL and RabbitMQ answer, else 503 naming each\n"
     "  GET /metrics   Prometheus text format\n"
+    "  POST TELEGRAM_WEBHOOK_PATH   Telegram updates (bot role, when TELEGRAM_BOT_TOKEN is set)\n"
+    "  POST /v1/conversations       start a flow for a linked user (Bearer API_KEY)\n"
     "SIGTERM drains (readyz turns 503, in-flight requests finish, up to SHUTDOWN_TIMEOUT)\n"
     "and exits 0; SIGHUP reloads flows and templates.\n"
-    "Logs are JSON lines on stderr (LOG_LEVEL).\n";
+    "Logs are JSON lines on stderr (LOG_LEVEL).\n"
+    "\n"
+    "  --polling            take updates with getUpdates instead of the webhook (development)\n"
+    "  --set-webhook URL    (bot) register URL with setWebhook, the secret and allowed updates, "
+    "then exit\n";
 
 static const char usage_config[] =
     "Usage: vestnik config [--markdown]\n"
@@ -137,6 +147,12 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    /* Tools that read only files work whatever the environment says. */
+    if (strcmp(cmd, "flow") == 0)
+        return fsm_cli_main(NULL, argc - 1, argv + 1);
+    if (strcmp(cmd, "template") == 0 && wants_help(argc - 1, argv + 1))
+        return tpl_cli_main(NULL, argc - 1, argv + 1);
+
     enum vn_role role = 0;
     if (strcmp(cmd, "all") == 0)
         role = VN_ROLE_ALL;
@@ -144,14 +160,16 @@ int main(int argc, char **argv)
         role = VN_ROLE_BOT;
     else if (strcmp(cmd, "notifier") == 0)
         role = VN_ROLE_NOTIFIER;
-    else if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "config") != 0) {
+    else if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "config") != 0 &&
+             strcmp(cmd, "template") != 0) {
         fprintf(stderr, "vestnik: unknown command \"%s\"\n\n%s", cmd, usage_main);
         return 2;
     }
 
     if (wants_help(argc - 1, argv + 1)) {
         if (role)
-            printf(usage_run, cmd, vn_role_name(role));
+            printf(usage_run, cmd, role == VN_ROLE_BOT ? " [--set-webhook URL]" : "",
+                   vn_role_name(role));
         else if (strcmp(cmd, "config") == 0) {
             fputs(usage_config, stdout);
             print_vars(0);
@@ -177,14 +195,27 @@ int main(int argc, char **argv)
     vn_log_route_lws();
 
     if (role) {
-        if (argc > 2) {
-            fprintf(stderr, "vestnik %s: unexpected argument %s (try --help)\n", cmd, argv[2]);
-            rc = 2;
-        } else {
-            rc = vn_app_run(&cfg, role);
+        struct vn_app_opts opts = {0};
+        const char *webhook = NULL;
+        rc = -1;
+        for (int i = 2; i < argc && rc == -1; i++) {
+            if (strcmp(argv[i], "--polling") == 0 && (role & VN_ROLE_BOT)) {
+                opts.polling = 1;
+            } else if (strcmp(argv[i], "--set-webhook") == 0 && role == VN_ROLE_BOT &&
+                       i + 1 < argc) {
+                webhook = argv[++i];
+            } else {
+                fprintf(stderr, "vestnik %s: unexpected argument %s (try --help)\n", cmd,
+                        argv[i]);
+                rc = 2;
+            }
         }
+        if (rc == -1)
+            rc = webhook ? vn_app_set_webhook(&cfg, webhook) : vn_app_run(&cfg, role, &opts);
     } else if (strcmp(cmd, "config") == 0) {
         rc = cmd_config(&cfg, argc - 1, argv + 1);
+    } else if (strcmp(cmd, "template") == 0) {
+        rc = tpl_cli_main(&cfg, argc - 1, argv + 1);
     } else {
         rc = db_migrate_main(&cfg, argc - 1, argv + 1);
     }

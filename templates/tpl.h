@@ -70,7 +70,7 @@ int tpl_target_parse(const char *s);
 
 struct tpl_limits {
     size_t max_source;          /* template bytes */
-    unsigned max_depth;         /* sections nested in one template */
+    unsigned max_depth;         /* sections nested in one template (at most 64) */
     unsigned max_partial_depth; /* partials nested at render time */
     size_t max_output;          /* bytes one render may produce */
     uint64_t max_steps;         /* tags, text runs and list items one render may visit */
@@ -146,7 +146,7 @@ struct tpl_render_opts {
     const struct tpl_limits *limits; /* NULL = tpl_limits_default() */
     tpl_partial_fn partial;          /* NULL = no partials */
     void *partial_ud;
-    struct tpl_fmt_cache *cache;     /* NULL = a cache for this render only (slower) */
+    struct tpl_fmt_cache *cache; /* NULL = a cache for this render only (slower) */
 };
 
 /*

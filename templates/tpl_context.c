@@ -65,7 +65,7 @@ struct an {
     /* transient, never compared */
     char name[16];
     size_t nlen;
-    uint32_t line, col;         /* position of the character being scanned */
+    uint32_t line, col;           /* position of the character being scanned */
     uint32_t mark_line, mark_col; /* where the current tag, comment or string began */
 };
 
@@ -120,9 +120,9 @@ static bool name_is(const struct an *a, const char *s)
 static enum attr_kind attr_classify(const struct an *a)
 {
     static const char *const url_attrs[] = {
-        "href",   "src",     "action",   "formaction", "cite",     "poster", "background",
-        "srcset", "longdesc", "usemap",  "manifest",   "codebase", "data",   "icon",
-        "lowsrc", "dynsrc",  "xlink:href", "ping",     "profile",  "classid", "archive",
+        "href",   "src",      "action",     "formaction", "cite",     "poster",  "background",
+        "srcset", "longdesc", "usemap",     "manifest",   "codebase", "data",    "icon",
+        "lowsrc", "dynsrc",   "xlink:href", "ping",       "profile",  "classid", "archive",
     };
     if (a->nlen >= 2 && a->name[0] == 'o' && a->name[1] == 'n')
         return A_JS;
@@ -136,12 +136,8 @@ static enum attr_kind attr_classify(const struct an *a)
 
 static void tag_end(struct an *a)
 {
-    struct ctx *c = &a->c;
-    c->attr = A_PLAIN;
-    c->st = H_TEXT;
-    if (!c->end_tag && c->raw == 0) {
-        /* the tag name was saved in name_tag when the name ended */
-    }
+    a->c.attr = A_PLAIN;
+    a->c.st = H_TEXT;
 }
 
 /* One character of template text. */
@@ -343,22 +339,31 @@ static const char *describe(const struct an *a, const struct ctx *c)
     if (a->json)
         return c->st == J_OUT ? "outside any JSON string" : "inside a JSON string";
     switch (c->st) {
-    case H_TEXT: return "HTML text";
+    case H_TEXT:
+        return "HTML text";
     case H_LT:
     case H_LT_SLASH:
     case H_LT_BANG:
-    case H_LT_BANG_DASH: return "right after '<'";
-    case H_TAG_NAME: return "a tag name";
+    case H_LT_BANG_DASH:
+        return "right after '<'";
+    case H_TAG_NAME:
+        return "a tag name";
     case H_BEFORE_ATTR:
     case H_ATTR_NAME:
     case H_AFTER_ATTR_NAME:
-    case H_BEFORE_VALUE: return "a tag, outside attribute values";
+    case H_BEFORE_VALUE:
+        return "a tag, outside attribute values";
     case H_VAL_DQ:
-    case H_VAL_SQ: return "a quoted attribute value";
-    case H_VAL_UQ: return "an unquoted attribute value";
-    case H_COMMENT: return "an HTML comment";
-    case H_BOGUS: return "a <!...> or <?...> declaration";
-    case H_RAW: return c->raw == 1 ? "<script> content" : "<style> content";
+    case H_VAL_SQ:
+        return "a quoted attribute value";
+    case H_VAL_UQ:
+        return "an unquoted attribute value";
+    case H_COMMENT:
+        return "an HTML comment";
+    case H_BOGUS:
+        return "a <!...> or <?...> declaration";
+    case H_RAW:
+        return c->raw == 1 ? "<script> content" : "<style> content";
     }
     return "?";
 }
@@ -414,10 +419,39 @@ static int var_esc(struct an *a, struct tpl_op *op)
     }
 }
 
-static bool ctx_equal(const struct ctx *x, const struct ctx *y)
+/* The fields that matter in a context's state; the rest are left-overs of
+ * earlier tags and must not make two equal contexts differ. */
+static struct ctx canon(const struct an *a, const struct ctx *c)
 {
-    return x->st == y->st && x->attr == y->attr && x->prog == y->prog && x->raw == y->raw &&
-           x->end_tag == y->end_tag;
+    struct ctx k = {c->st, 0, 0, 0, 0, 0};
+    if (a->json)
+        return k;
+    switch (c->st) {
+    case H_ATTR_NAME:
+    case H_AFTER_ATTR_NAME:
+    case H_BEFORE_VALUE:
+    case H_VAL_DQ:
+    case H_VAL_SQ:
+    case H_VAL_UQ:
+        k.attr = c->attr;
+        break;
+    case H_COMMENT:
+        k.prog = c->prog;
+        break;
+    case H_RAW:
+        k.prog = c->prog;
+        k.raw = c->raw;
+        break;
+    default:
+        break;
+    }
+    return k;
+}
+
+static bool ctx_equal(const struct an *a, const struct ctx *x, const struct ctx *y)
+{
+    struct ctx p = canon(a, x), q = canon(a, y);
+    return p.st == q.st && p.attr == q.attr && p.prog == q.prog && p.raw == q.raw;
 }
 
 /* States where a section or partial tag would split a name. */
@@ -471,10 +505,17 @@ int tpl__analyze(struct tpl *t, struct tpl_error *err)
         struct tpl_op *op = &t->ops[i];
         if (op->code == TOP_VAR) {
             switch (t->target) {
-            case TPL_TARGET_TEXT: op->esc = TESC_TEXT; break;
-            case TPL_TARGET_LINE: op->esc = TESC_LINE; break;
-            case TPL_TARGET_TG_MD2: op->esc = TESC_MD2; break;
-            case TPL_TARGET_MUSTACHE: break; /* TESC_MUSTACHE or TESC_RAW from the parser */
+            case TPL_TARGET_TEXT:
+                op->esc = TESC_TEXT;
+                break;
+            case TPL_TARGET_LINE:
+                op->esc = TESC_LINE;
+                break;
+            case TPL_TARGET_TG_MD2:
+                op->esc = TESC_MD2;
+                break;
+            case TPL_TARGET_MUSTACHE:
+                break; /* TESC_MUSTACHE or TESC_RAW from the parser */
             default: {
                 int rc = var_esc(&a, op);
                 if (rc)
@@ -517,23 +558,21 @@ int tpl__analyze(struct tpl *t, struct tpl_error *err)
         case TOP_END: {
             const struct ctx *open = &stack[--depth];
             const struct tpl_op *o = &t->ops[op->a];
-            if (!ctx_equal(open, &a.c)) {
+            if (!ctx_equal(&a, open, &a.c)) {
                 char was[64];
                 snprintf(was, sizeof(was), "%s", describe(&a, open));
                 return fail(&a, op->line, op->col,
                             "section {{%c%s}} opened at %u:%u in %s ends in %s; a section "
                             "must end in the context it starts in",
-                            o->code == TOP_SECTION ? '#' : '^',
-                            tpl__str(t, t->names[o->a].text), o->line, o->col, was,
-                            describe(&a, &a.c));
+                            o->code == TOP_SECTION ? '#' : '^', tpl__str(t, t->names[o->a].text),
+                            o->line, o->col, was, describe(&a, &a.c));
             }
             a.c.url_started |= open->url_started;
             break;
         }
         case TOP_PARTIAL:
             if (!at_start(&a))
-                return fail(&a, op->line, op->col,
-                            "a partial must be %s, not in %s",
+                return fail(&a, op->line, op->col, "a partial must be %s, not in %s",
                             a.json ? "outside JSON strings" : "in HTML text", describe(&a, &a.c));
             break;
         }

@@ -1,7 +1,7 @@
 /*
  * tpl_internal.h - the compiled form of a template and what the parser,
  * the renderer, the escapers and the filters share. Module-internal: only
- * templates/*.c and the unit tests include it.
+ * the .c files of templates/ and the unit tests include it.
  *
  * A template compiles to a flat array of ops. Sections hold the index of
  * their END op, so rendering a section is a loop over a sub-range and
@@ -172,8 +172,8 @@ struct tpl_filter_def {
                  int *bad_arg);
     /* Transform *v in place; output text goes into out (a scratch buffer,
      * reset by the caller). 0 or a VN_E code with tpl__rs_fail() called. */
-    int (*apply)(struct tpl_rs *rs, const struct tpl *t, const struct tpl_fcall *c,
-                 struct tval *v, struct vn_buf *out);
+    int (*apply)(struct tpl_rs *rs, const struct tpl *t, const struct tpl_fcall *c, struct tval *v,
+                 struct vn_buf *out);
 };
 
 /* Index of the filter called name[0..len), or -1. */
@@ -189,6 +189,11 @@ const struct tpl_farg *tpl__arg_named(const struct tpl *t, const struct tpl_fcal
                                       const char *key);
 const struct tpl_farg *tpl__arg_pos(const struct tpl *t, const struct tpl_fcall *c, unsigned i);
 unsigned tpl__arg_npos(const struct tpl *t, const struct tpl_fcall *c);
+
+/* RFC 3339 date-time (offset required; 'T', 't' or ' '; seconds and fraction
+ * optional) or full-date (then *date_only is set and the instant is its UTC
+ * midnight) to epoch milliseconds. 0 or VN_EINVAL. */
+int tpl__parse_time(const char *s, size_t len, int64_t *ms, bool *date_only);
 
 /* ---- escaping (tpl_escape.c) ----------------------------------------- */
 
@@ -217,7 +222,7 @@ int tpl__analyze(struct tpl *t, struct tpl_error *err);
 size_t tpl__utf8_seq(const unsigned char *s, size_t len, size_t i, uint32_t *cp);
 
 /* Fill err with code, name, line:col and message. */
-void tpl__set_error(struct tpl_error *err, int code, const char *file, unsigned line,
-                    unsigned col, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+void tpl__set_error(struct tpl_error *err, int code, const char *file, unsigned line, unsigned col,
+                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 #endif

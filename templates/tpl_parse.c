@@ -33,9 +33,9 @@ enum ptok_type {
 struct ptok {
     uint8_t type;
     bool drop;
-    uint32_t off, len;     /* text: the run; tags: the content, trimmed */
-    uint32_t line, col;    /* start of the run, or of the opening delimiter */
-    uint32_t cline, ccol;  /* start of the trimmed content (tags) */
+    uint32_t off, len;         /* text: the run; tags: the content, trimmed */
+    uint32_t line, col;        /* start of the run, or of the opening delimiter */
+    uint32_t cline, ccol;      /* start of the trimmed content (tags) */
     uint32_t ind_off, ind_len; /* standalone partial: its indentation in src */
 };
 
@@ -93,8 +93,8 @@ int tpl_target_parse(const char *s)
     return -1;
 }
 
-void tpl__set_error(struct tpl_error *err, int code, const char *file, unsigned line,
-                    unsigned col, const char *fmt, ...)
+void tpl__set_error(struct tpl_error *err, int code, const char *file, unsigned line, unsigned col,
+                    const char *fmt, ...)
 {
     va_list ap;
     if (err == NULL)
@@ -350,15 +350,32 @@ static int parse_tag(struct parser *p, size_t at, size_t *next)
 
     if (cs < p->len) {
         switch (src[cs]) {
-        case '{': type = PT_RAW; break;
-        case '&': type = PT_RAW; break;
-        case '#': type = PT_SECTION; break;
-        case '^': type = PT_INVERTED; break;
-        case '/': type = PT_CLOSE; break;
-        case '>': type = PT_PARTIAL; break;
-        case '!': type = PT_COMMENT; break;
-        case '=': type = PT_DELIM; break;
-        default: break;
+        case '{':
+            type = PT_RAW;
+            break;
+        case '&':
+            type = PT_RAW;
+            break;
+        case '#':
+            type = PT_SECTION;
+            break;
+        case '^':
+            type = PT_INVERTED;
+            break;
+        case '/':
+            type = PT_CLOSE;
+            break;
+        case '>':
+            type = PT_PARTIAL;
+            break;
+        case '!':
+            type = PT_COMMENT;
+            break;
+        case '=':
+            type = PT_DELIM;
+            break;
+        default:
+            break;
         }
         if (type != PT_VAR)
             cs++;
@@ -515,10 +532,18 @@ static int lex_string(struct lex *lx, uint32_t *off, uint32_t *len)
                 break;
             char e = lx->s[lx->i + 1];
             switch (e) {
-            case '"': ch = '"'; break;
-            case '\\': ch = '\\'; break;
-            case 'n': ch = '\n'; break;
-            case 't': ch = '\t'; break;
+            case '"':
+                ch = '"';
+                break;
+            case '\\':
+                ch = '\\';
+                break;
+            case 'n':
+                ch = '\n';
+                break;
+            case 't':
+                ch = '\t';
+                break;
             default: {
                 uint32_t l2, c2;
                 lex_pos(lx, &l2, &c2);
@@ -688,6 +713,9 @@ static int parse_filters(struct parser *p, struct lex *lx, size_t opi)
         char msg[200] = "";
         int bad = -1;
         const struct tpl_filter_def *def = tpl__filter_get(fn);
+        /* the pool may have moved since the last call; check() reads it */
+        t->pool = p->pool.data;
+        t->pool_len = p->pool.len;
         if (def->check && def->check(t, call, msg, sizeof(msg), &bad) != 0) {
             uint32_t el = call->line, ec = call->col;
             if (bad >= 0 && bad < call->nargs) {
@@ -726,18 +754,24 @@ static int build_var(struct parser *p, const struct ptok *tk, bool raw)
 /* A section/close/partial name: one word, no filters. */
 static int plain_name(struct parser *p, const struct ptok *tk, const char *what)
 {
-    for (uint32_t i = 0; i < tk->len; i++) {
-        char ch = p->src[tk->off + i];
-        if (is_blank(ch) || ch == '|') {
-            struct cursor c = {tk->off, tk->cline, tk->ccol};
-            cur_advance(p->src, &c, tk->off + i);
-            return fail_at(p, VN_EINVAL, c.line, c.col,
-                           ch == '|' ? "filters are not allowed in %s tags"
-                                     : "a %s name is one word",
-                           what);
-        }
+    const char *s = p->src + tk->off;
+    const char *bar = memchr(s, '|', tk->len);
+    size_t bad = tk->len;
+
+    if (bar != NULL) {
+        bad = (size_t)(bar - s);
+    } else {
+        for (size_t i = 0; i < tk->len && bad == tk->len; i++)
+            if (is_blank(s[i]))
+                bad = i;
     }
-    return 0;
+    if (bad == tk->len)
+        return 0;
+    struct cursor c = {tk->off, tk->cline, tk->ccol};
+    cur_advance(p->src, &c, tk->off + bad);
+    if (bar != NULL)
+        return fail_at(p, VN_EINVAL, c.line, c.col, "filters are not allowed in %s tags", what);
+    return fail_at(p, VN_EINVAL, c.line, c.col, "a %s name is one word", what);
 }
 
 static int build(struct parser *p)
@@ -780,8 +814,8 @@ static int build(struct parser *p)
             if (rc)
                 break;
             if (depth >= maxdepth) {
-                rc = fail_at(p, VN_ETOOBIG, tk->line, tk->col,
-                             "sections nested deeper than %zu", maxdepth);
+                rc = fail_at(p, VN_ETOOBIG, tk->line, tk->col, "sections nested deeper than %zu",
+                             maxdepth);
                 break;
             }
             uint32_t idx;
@@ -806,7 +840,7 @@ static int build(struct parser *p)
             }
             size_t open = stack[--depth];
             const struct tpl_op *o = &t->ops[open];
-            const char *oname = tpl__str(t, t->names[o->a].text);
+            const char *oname = p->pool.data + t->names[o->a].text;
             if (strlen(oname) != tk->len || memcmp(oname, p->src + tk->off, tk->len) != 0) {
                 rc = fail_at(p, VN_EINVAL, tk->line, tk->col,
                              "{{/%.*s}} does not close {{%c%s}} opened at %u:%u",
@@ -845,7 +879,7 @@ static int build(struct parser *p)
     if (depth > 0) {
         const struct tpl_op *o = &t->ops[stack[depth - 1]];
         return fail_at(p, VN_EINVAL, o->line, o->col, "{{%c%s}} is never closed",
-                       o->code == TOP_SECTION ? '#' : '^', tpl__str(t, t->names[o->a].text));
+                       o->code == TOP_SECTION ? '#' : '^', p->pool.data + t->names[o->a].text);
     }
     return 0;
 }

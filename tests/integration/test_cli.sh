@@ -7,7 +7,7 @@ set -euo pipefail
 bin="$VESTNIK_BIN"
 out=$(mktemp /tmp/vn-cli.XXXXXX)
 
-for cmd in all bot notifier migrate config; do
+for cmd in all bot notifier migrate config flow template; do
     "$bin" "$cmd" --help >"$out" 2>&1 || vn_fail "vestnik $cmd --help exited $?"
     vn_assert_contains "$(cat "$out")" "Usage: vestnik $cmd" "vestnik $cmd --help"
 done
@@ -46,5 +46,15 @@ kill "$holder" 2>/dev/null || true
 vn_assert_eq "$code" 1 "busy port exits 1"
 vn_assert_contains "$(cat "$out")" "cannot listen on 127.0.0.1:$port" "busy port is named"
 vn_assert_contains "$(cat "$out")" "HTTP_PORT" "message says which variable to change"
+# The example bot's flows and the default templates agree, from the CLI.
+code=0; "$bin" flow check "$VN_SOURCE_DIR/examples/reminders/flows" \
+	--templates "$VN_SOURCE_DIR/templates/default" >"$out" 2>&1 || code=$?
+vn_assert_eq "$code" 0 "vestnik flow check passes the example bot: $(tail -3 "$out")"
+code=0; "$bin" template check "$VN_SOURCE_DIR/templates/default" >"$out" 2>&1 || code=$?
+vn_assert_eq "$code" 0 "vestnik template check passes the default set: $(tail -3 "$out")"
+"$bin" flow graph "$VN_SOURCE_DIR/examples/reminders/flows" --flow remind >"$out"
+vn_assert_contains "$(cat "$out")" "ask_when" "vestnik flow graph draws the remind flow"
+code=0; "$bin" flow check "$VN_SOURCE_DIR/tests/fixtures/flows/broken" >"$out" 2>&1 || code=$?
+vn_assert_eq "$code" 1 "flow check exits 1 on broken flows"
 rm -f "$out"
 vn_done
