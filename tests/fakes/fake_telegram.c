@@ -724,6 +724,9 @@ static void ctx_timer(struct call_ctx *c, uint64_t ms, uv_timer_cb cb)
         c->timer.data = c;
         c->timer_used = 1;
     }
+    /* libuv measures from the loop's cached time, which may be a little old;
+     * an injected latency must never be shorter than asked. */
+    uv_update_time(c->f->loop);
     uv_timer_start(&c->timer, cb, ms, 0);
 }
 
