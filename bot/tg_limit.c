@@ -106,7 +106,14 @@ struct req {
     int64_t chat_id;
     tg_limit_cb cb;
     void *ud;
+    int inflight;  /* its script is running */
+    int cancelled; /* closed while in flight: freed when the reply comes */
+    struct tg_limiter *l;
 };
+
+/* Scripts in flight at once. One per chat, so each chat's order holds; many
+ * chats at once, so one round trip per send does not cap the rate. */
+#define MAX_INFLIGHT 64
 
 /* Per-chat state in process memory: when to try again (always), and the
  * bucket itself when Redis is unreachable. */
@@ -115,6 +122,7 @@ struct chat_slot {
     double not_before;
     double tat;
     double pause_until;
+    int busy; /* a request of this chat is in flight */
 };
 
 struct tg_limiter {
@@ -124,7 +132,9 @@ struct tg_limiter {
     char *prefix; /* "vn:tg:{<bot>}" — one hash slot for every key */
     struct req *head, *tail;
     unsigned pending;
-    int busy;       /* a script is in flight */
+    unsigned inflight; /* scripts in flight */
+    int pumping;       /* pump() is running: a nested call only asks for another pass */
+    int pump_again;
     int local_mode; /* Redis unreachable: buckets in memory */
     int closing;
     int timer_closed;
@@ -134,7 +144,6 @@ struct tg_limiter {
     struct chat_slot *slots;
     size_t nslots, used;
     uv_timer_t timer;
-    struct req *inflight;
 };
 
 static uint64_t hash64(int64_t v)
@@ -161,7 +170,7 @@ static void slots_rehash(struct tg_limiter *l, size_t want)
         struct chat_slot *s = &old[i];
         if (s->chat_id == 0)
             continue;
-        if (s->not_before <= now && s->tat <= now && s->pause_until <= now)
+        if (s->not_before <= now && s->tat <= now && s->pause_until <= now && !s->busy)
             continue; /* nothing to remember */
         *slot_find(l, s->chat_id, 1) = *s;
     }
@@ -300,19 +309,30 @@ static void limiter_free(struct tg_limiter *l)
     free(l);
 }
 
+static void chat_busy(struct tg_limiter *l, int64_t chat, int busy)
+{
+    if (chat == 0)
+        return;
+    struct chat_slot *s = slot_find(l, chat, busy);
+    if (s)
+        s->busy = busy;
+}
+
 static void on_acquire_reply(struct rds_client *c, redisReply *reply, void *ud)
 {
-    struct tg_limiter *l = ud;
-    struct req *r = l->inflight;
+    struct req *r = ud;
+    struct tg_limiter *l = r->l;
     (void)c;
-    l->busy = 0;
-    l->inflight = NULL;
-    if (l->closing) {
-        /* close() already failed r; the memory waited for this reply. */
-        if (l->timer_closed)
+    l->inflight--;
+    r->inflight = 0;
+    if (r->cancelled) {
+        /* close() already answered r; its memory waited for this reply. */
+        free(r);
+        if (l->closing && l->timer_closed && l->inflight == 0)
             limiter_free(l);
         return;
     }
+    chat_busy(l, r->chat_id, 0);
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
         set_local_mode(l, 1, reply && reply->type == REDIS_REPLY_ERROR ? reply->str
                                                                          : "no answer");
@@ -345,50 +365,87 @@ static int take_redis(struct tg_limiter *l, struct req *r)
     snprintf(a3, sizeof(a3), "%.3f", ci);
     snprintf(a4, sizeof(a4), "%.3f", (double)(cb - 1) * ci);
     const char *argv[] = {"EVAL", acquire_lua, "4", kg, kc, kgp, kcp, a1, a2, a3, a4};
-    l->busy = 1;
-    l->inflight = r;
-    if (rds_command_argv(l->redis, on_acquire_reply, l, (int)VN_ARRAY_LEN(argv), argv, NULL) !=
-        0) {
-        l->busy = 0;
-        l->inflight = NULL;
+    r->l = l;
+    if (rds_command_argv(l->redis, on_acquire_reply, r, (int)VN_ARRAY_LEN(argv), argv, NULL) !=
+        0)
         return -1;
-    }
+    r->inflight = 1;
+    l->inflight++;
+    chat_busy(l, r->chat_id, 1);
     return 0;
 }
 
 /*
- * Serve the queue: the first request (in FIFO order) whose chat may be tried
- * now gets one acquire; requests of chats that must wait stay queued in order.
+ * Serve the queue in FIFO order: every request whose chat may be tried now
+ * and has nothing in flight gets an acquire, up to MAX_INFLIGHT at once;
+ * requests of chats that must wait stay queued in order (no head-of-line
+ * blocking). A global wait stops everything until it passes.
  */
+static void pump_once(struct tg_limiter *l);
+
 static void pump(struct tg_limiter *l)
 {
-    while (!l->busy && !l->closing && l->head) {
-        double now = (double)vn_now_ms();
-        if (l->global_not_before > now) {
+    /* A grant's callback may queue or penalize (and so pump) again; run such
+     * passes after this one instead of inside it. */
+    if (l->pumping) {
+        l->pump_again = 1;
+        return;
+    }
+    l->pumping = 1;
+    do {
+        l->pump_again = 0;
+        pump_once(l);
+    } while (l->pump_again && !l->closing);
+    l->pumping = 0;
+}
+
+static void pump_once(struct tg_limiter *l)
+{
+    if (l->closing)
+        return;
+    double now = (double)vn_now_ms();
+    if (l->global_not_before > now) {
+        if (!uv_is_active((uv_handle_t *)&l->timer) || l->inflight == 0)
             uv_timer_start(&l->timer, on_timer, (uint64_t)(l->global_not_before - now), 0);
-            return;
-        }
-        struct req *r = l->head;
-        double next_wake = 0;
-        for (; r; r = r->next) {
-            struct chat_slot *s = r->chat_id ? slot_find(l, r->chat_id, 0) : NULL;
-            if (s == NULL || s->not_before <= now)
-                break;
-            if (next_wake == 0 || s->not_before < next_wake)
-                next_wake = s->not_before;
-        }
-        if (r == NULL) {
-            uv_timer_start(&l->timer, on_timer, (uint64_t)(next_wake - now), 0);
-            return;
-        }
-        if (l->redis && rds_is_ready(l->redis)) {
-            if (take_redis(l, r) == 0)
-                return; /* on_acquire_reply pumps on */
-        }
+        return;
+    }
+    struct req *r = l->head, *next = NULL;
+    for (; r && l->inflight < MAX_INFLIGHT && !l->closing; r = next) {
+        next = r->next;
+        if (r->inflight)
+            continue;
+        struct chat_slot *s = r->chat_id ? slot_find(l, r->chat_id, 0) : NULL;
+        if (s && s->busy)
+            continue; /* one at a time per chat keeps the chat's order */
+        if (s && s->not_before > now)
+            continue;
+        if (l->global_not_before > now)
+            break;
+        if (l->redis && rds_is_ready(l->redis) && take_redis(l, r) == 0)
+            continue; /* on_acquire_reply grants or defers it */
         if (l->redis)
             set_local_mode(l, 1, "not connected");
+        /* take_local may grant (and free) r; next was saved above. A grant's
+         * callback may queue more requests: they land at the tail, still
+         * reachable through next. */
         take_local(l, r);
+        now = (double)vn_now_ms();
     }
+    if (l->inflight > 0 || l->head == NULL || l->closing)
+        return; /* a reply pumps again */
+    /* Nothing in flight but work waits: wake when the first wait ends. Denials
+     * made during this pass count too, so look at the queue again. */
+    now = (double)vn_now_ms();
+    double wake = l->global_not_before > now ? l->global_not_before : 0;
+    if (wake == 0) {
+        for (r = l->head; r; r = r->next) {
+            struct chat_slot *s = r->chat_id ? slot_find(l, r->chat_id, 0) : NULL;
+            double t = s && s->not_before > now ? s->not_before : now;
+            if (wake == 0 || t < wake)
+                wake = t;
+        }
+    }
+    uv_timer_start(&l->timer, on_timer, wake > now ? (uint64_t)(wake - now) : 0, 0);
 }
 
 void tg_limiter_acquire(struct tg_limiter *l, int64_t chat_id, tg_limit_cb cb, void *ud)
@@ -457,7 +514,7 @@ static void limiter_closed(uv_handle_t *h)
 {
     struct tg_limiter *l = h->data;
     l->timer_closed = 1;
-    if (!l->busy)
+    if (l->inflight == 0)
         limiter_free(l);
 }
 
@@ -470,7 +527,10 @@ void tg_limiter_close(struct tg_limiter *l)
         struct req *r = l->head;
         unlink_req(l, r);
         r->cb(VN_ESTATE, r->ud);
-        free(r);
+        if (r->inflight)
+            r->cancelled = 1; /* freed when its reply arrives */
+        else
+            free(r);
     }
     uv_timer_stop(&l->timer);
     uv_close((uv_handle_t *)&l->timer, limiter_closed);
