@@ -264,6 +264,9 @@ static void start_telegram(struct vn_app *app)
     o.api_url = cfg->telegram_api_url;
     o.token = cfg->telegram_bot_token;
     o.redis = app->redis;
+    o.limiter_off = cfg->telegram_rate_limit == 1;
+    if (o.limiter_off)
+        vn_warn("tg", "TELEGRAM_RATE_LIMIT=off: sending without Telegram's flood limits");
     tg_limit_cfg_default(&o.limits);
     o.limits.global_per_s = cfg->telegram_rate_global;
     o.limits.chat_per_s = cfg->telegram_rate_chat;

@@ -50,6 +50,8 @@ static const struct cfg_var vars[] = {
      "http|https", 0, "Bot API base URL: the real API, a staging proxy or the fake server"},
     {"TELEGRAM_BOT_TOKEN", CFG_STRING, OFF(telegram_bot_token), "", 0, 0, NULL, 1,
      "bot token from @BotFather; empty = Telegram off"},
+    {"TELEGRAM_RATE_LIMIT", CFG_ENUM, OFF(telegram_rate_limit), "on", 0, 0, "on|off", 0,
+     "off sends without Telegram's flood limits (only for the fake server and benchmarks)"},
     {"TELEGRAM_RATE_GLOBAL", CFG_INT, OFF(telegram_rate_global), "30", 1, 1000, NULL, 0,
      "messages per second for the whole bot, shared by every process through Redis"},
     {"TELEGRAM_RATE_CHAT", CFG_INT, OFF(telegram_rate_chat), "1", 1, 100, NULL, 0,

@@ -32,6 +32,7 @@ struct vn_config {
     char *migrations_dir;
     char *telegram_api_url;
     char *telegram_bot_token;
+    int telegram_rate_limit;     /* 0 = on, 1 = off (benchmarks, the fake server) */
     int telegram_rate_global;    /* messages per second, whole bot */
     int telegram_rate_chat;      /* messages per second, one private chat */
     int telegram_rate_chat_burst;
