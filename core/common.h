@@ -80,6 +80,13 @@ int vn_consttime_eq(const void *a, size_t alen, const void *b, size_t blen);
  */
 uint64_t vn_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t max_ms, uint32_t rnd);
 
+/*
+ * Length (1..4) of the valid UTF-8 sequence starting at s[i] (i < len), its
+ * code point in *cp; 0 if s[i] starts no valid sequence: a continuation byte,
+ * C0/C1/F5..FF, an overlong form, a surrogate, above U+10FFFF, or cut short.
+ */
+size_t vn_utf8_seq(const unsigned char *s, size_t len, size_t i, uint32_t *cp);
+
 /* Fill buf with n random bytes as 2n lowercase hex characters + NUL. */
 void vn_random_hex(char *buf, size_t n);
 uint32_t vn_random_u32(void);

@@ -124,41 +124,7 @@ void tpl_error_format(const struct tpl_error *e, struct vn_buf *out)
 
 size_t tpl__utf8_seq(const unsigned char *s, size_t len, size_t i, uint32_t *cp)
 {
-    unsigned char c = s[i];
-    size_t n;
-    uint32_t v, min;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        v = c & 0x1Fu;
-        min = 0x80;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        v = c & 0x0Fu;
-        min = 0x800;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        v = c & 0x07u;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len - i < n)
-        return 0;
-    for (size_t k = 1; k < n; k++) {
-        unsigned char d = s[i + k];
-        if ((d & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (d & 0x3Fu);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return n;
+    return vn_utf8_seq(s, len, i, cp);
 }
 
 /* ---- positions --------------------------------------------------------- */
