@@ -133,11 +133,10 @@ static int run_baseline(struct bench *b)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: tg_send --api URL [--mode limits|throughput|baseline] [--messages N]\n"
-            "               [--chats C] [--inflight K] [--token T] [--global-limit R]\n"
-            "               [--chat-offset O]\n"
-            "limits mode reads REDIS_URL for the shared limiter.\n");
+    fprintf(stderr, "usage: tg_send --api URL [--mode limits|throughput|baseline] [--messages N]\n"
+                    "               [--chats C] [--inflight K] [--token T] [--global-limit R]\n"
+                    "               [--chat-offset O]\n"
+                    "limits mode reads REDIS_URL for the shared limiter.\n");
 }
 
 int main(int argc, char **argv)
@@ -150,23 +149,41 @@ int main(int argc, char **argv)
     b.n = 1000;
     b.chats = 200;
     b.inflight_max = 64;
-    static const struct option opts[] = {
-        {"api", 1, 0, 'a'},      {"mode", 1, 0, 'm'},         {"messages", 1, 0, 'n'},
-        {"chats", 1, 0, 'c'},    {"inflight", 1, 0, 'k'},     {"token", 1, 0, 't'},
-        {"global-limit", 1, 0, 'g'}, {"chat-offset", 1, 0, 'o'}, {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"api", 1, 0, 'a'},          {"mode", 1, 0, 'm'},
+                                         {"messages", 1, 0, 'n'},     {"chats", 1, 0, 'c'},
+                                         {"inflight", 1, 0, 'k'},     {"token", 1, 0, 't'},
+                                         {"global-limit", 1, 0, 'g'}, {"chat-offset", 1, 0, 'o'},
+                                         {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
-        case 'a': b.api = optarg; break;
-        case 'm': mode = optarg; break;
-        case 'n': b.n = (int)strtol(optarg, NULL, 10); break;
-        case 'c': b.chats = (int)strtol(optarg, NULL, 10); break;
-        case 'k': b.inflight_max = (int)strtol(optarg, NULL, 10); break;
-        case 't': b.token = optarg; break;
-        case 'g': global = strtod(optarg, NULL); break;
-        case 'o': b.chat_offset = (int)strtol(optarg, NULL, 10); break;
-        default: usage(); return ch == 'h' ? 0 : 2;
+        case 'a':
+            b.api = optarg;
+            break;
+        case 'm':
+            mode = optarg;
+            break;
+        case 'n':
+            b.n = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'c':
+            b.chats = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'k':
+            b.inflight_max = (int)strtol(optarg, NULL, 10);
+            break;
+        case 't':
+            b.token = optarg;
+            break;
+        case 'g':
+            global = strtod(optarg, NULL);
+            break;
+        case 'o':
+            b.chat_offset = (int)strtol(optarg, NULL, 10);
+            break;
+        default:
+            usage();
+            return ch == 'h' ? 0 : 2;
         }
     }
     if (b.api == NULL || b.n <= 0 || b.chats <= 0 || b.inflight_max <= 0) {

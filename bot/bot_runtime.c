@@ -19,8 +19,8 @@
 #include "fsm/fsm.h"
 #include "fsm/fsm_store.h"
 
-#define TIMEOUTS_KEY "vn:fsm:timeouts"
-#define NBUCKETS 4096
+#define TIMEOUTS_KEY    "vn:fsm:timeouts"
+#define NBUCKETS        4096
 #define MAX_CAS_RETRIES 20
 
 /* A loaded flow set shared by the jobs that started with it (reload swaps). */
@@ -228,8 +228,9 @@ static void on_committed(const struct fsm_commit_result *r, void *ud)
     }
     case FSM_COMMIT_CONFLICT:
         if (++j->attempts < MAX_CAS_RETRIES) {
-            vn_debug("bot", "conversation %" PRId64 ":%" PRId64 " moved to version %" PRId64
-                            "; stepping again",
+            vn_debug("bot",
+                     "conversation %" PRId64 ":%" PRId64 " moved to version %" PRId64
+                     "; stepping again",
                      j->q->key.chat_id, j->q->key.user_id, r->version);
             j->q->running = 0;
             run_head(rt, j->q);
@@ -246,9 +247,12 @@ static void on_committed(const struct fsm_commit_result *r, void *ud)
 static const char *update_kind(const struct job *j)
 {
     switch (j->src) {
-    case JOB_TIMEOUT: return "timeout";
-    case JOB_API: return "api_start";
-    default: return j->update ? tg_update_kind_name(j->update->kind) : "update";
+    case JOB_TIMEOUT:
+        return "timeout";
+    case JOB_API:
+        return "api_start";
+    default:
+        return j->update ? tg_update_kind_name(j->update->kind) : "update";
     }
 }
 
@@ -308,8 +312,10 @@ static void on_loaded(int status, struct fsm_stored *s, void *ud)
         fsm_conv_cleanup(&conv);
         count_update(rt, update_kind(j), "refused");
         int http = rc == VN_ENOENT ? 404 : rc == VN_ECONFLICT ? 409 : 400;
-        job_end(j, http, rc == VN_ENOENT ? "not_found" : rc == VN_ECONFLICT ? "not_enterable"
-                                                                           : "bad_request",
+        job_end(j, http,
+                rc == VN_ENOENT      ? "not_found"
+                : rc == VN_ECONFLICT ? "not_enterable"
+                                     : "bad_request",
                 res.reason[0] ? res.reason : vn_strerror(rc), NULL);
         return;
     }
@@ -326,13 +332,13 @@ static void on_loaded(int status, struct fsm_stored *s, void *ud)
     memset(&c, 0, sizeof(c));
     c.flow = res.next.flow;
     c.state = res.next.state;
-    c.data_json = res.next.data ? json_object_to_json_string_ext(res.next.data,
-                                                                  JSON_C_TO_STRING_PLAIN)
-                                : "{}";
+    c.data_json = res.next.data
+                      ? json_object_to_json_string_ext(res.next.data, JSON_C_TO_STRING_PLAIN)
+                      : "{}";
     c.entered_at = res.next.entered_at;
     c.timeout_at = res.next.timeout_at;
-    c.effects_json = neffects ? json_object_to_json_string_ext(res.effects, JSON_C_TO_STRING_PLAIN)
-                              : NULL;
+    c.effects_json =
+        neffects ? json_object_to_json_string_ext(res.effects, JSON_C_TO_STRING_PLAIN) : NULL;
     c.update_id = j->update_id;
     c.expect_version = s->version;
     rc = fsm_store_commit(rt->store, j->q->key, &c, on_committed, j);
@@ -428,8 +434,7 @@ static void handle_member(struct bot_runtime *rt, struct http_request *req,
         return;
     }
     count_update(rt, "my_chat_member", m->blocked ? "blocked" : "unblocked");
-    vn_info("bot", "user %" PRId64 " %s the bot", m->from.id,
-            m->blocked ? "blocked" : "unblocked");
+    vn_info("bot", "user %" PRId64 " %s the bot", m->from.id, m->blocked ? "blocked" : "unblocked");
     if (rt->opt.pg == NULL) {
         http_respond(req, 200, "application/json", "{\"ok\":true}\n", 12);
         return;
@@ -479,8 +484,8 @@ static void h_webhook(struct http_request *req, void *ud)
         http_respond_error(req, 503, "unavailable", "conversation state (Redis) is unavailable");
         return;
     }
-    struct tg_update *u = tg_update_parse(req->body.data ? req->body.data : "", req->body.len,
-                                          NULL, &err);
+    struct tg_update *u =
+        tg_update_parse(req->body.data ? req->body.data : "", req->body.len, NULL, &err);
     if (u == NULL) {
         count_update(rt, "webhook", "malformed");
         http_respond_error(req, err.code == VN_ETOOBIG ? 413 : 400, "bad_update", "%s%s%s",
@@ -599,8 +604,8 @@ static void h_conversations(struct http_request *req, void *ud)
     enum json_tokener_error jerr = json_tokener_success;
     body = json_tokener_parse_verbose(req->body.data ? req->body.data : "", &jerr);
     if (body == NULL || !json_object_is_type(body, json_type_object)) {
-        http_respond_error(req, 400, "bad_json", "body must be a JSON object%s%s",
-                           body ? "" : ": ", body ? "" : json_tokener_error_desc(jerr));
+        http_respond_error(req, 400, "bad_json", "body must be a JSON object%s%s", body ? "" : ": ",
+                           body ? "" : json_tokener_error_desc(jerr));
         json_object_put(body);
         return;
     }
@@ -748,15 +753,14 @@ static void on_webhook_deleted(const struct tg_result *r, void *ud)
 {
     struct bot_runtime *rt = ud;
     if (r->kind != TG_OK && r->kind != TG_ERR_CLOSED)
-        vn_warn("bot", "deleteWebhook failed (%s); getUpdates may answer 409",
-                r->description);
+        vn_warn("bot", "deleteWebhook failed (%s); getUpdates may answer 409", r->description);
     poll_next(rt);
 }
 
 static void poll_next(struct bot_runtime *rt)
 {
     static const char *const allowed[] = {"message", "edited_message", "callback_query",
-                                           "my_chat_member", NULL};
+                                          "my_chat_member", NULL};
     if (rt->closing)
         return;
     if (tg_get_updates(rt->opt.tg, rt->poll_offset, 100, 25, allowed, on_updates, rt) != 0)
@@ -952,8 +956,9 @@ static void on_head(int status, const char *batch_json, void *ud)
     }
     json_object *arr = json_tokener_parse(batch_json);
     if (arr == NULL || !json_object_is_type(arr, json_type_array)) {
-        vn_error("bot", "outbox of %" PRId64 ":%" PRId64 " holds a batch that is not a JSON "
-                        "array; dropping it",
+        vn_error("bot",
+                 "outbox of %" PRId64 ":%" PRId64 " holds a batch that is not a JSON "
+                 "array; dropping it",
                  q->key.chat_id, q->key.user_id);
         json_object_put(arr);
         if (fsm_store_outbox_pop(q->rt->store, q->key, on_popped, q) != 0)
@@ -1008,8 +1013,7 @@ static void on_tg_effect(const struct tg_result *r, void *ud)
         const char *field = jstr(e, "remember");
         json_object *mid = NULL;
         if (field && r->result && json_object_object_get_ex(r->result, "message_id", &mid))
-            fsm_store_remember(rt->store, b->q->key, field, json_object_get_int64(mid), NULL,
-                               NULL);
+            fsm_store_remember(rt->store, b->q->key, field, json_object_get_int64(mid), NULL, NULL);
         effect_next(b);
         return;
     }
@@ -1075,8 +1079,8 @@ static json_object *button_label(struct bot_runtime *rt, json_object *e, json_ob
         json_object_object_get_ex(e, "vars", &vars);
         const char *locale = jstr(e, "locale");
         json_object *out = NULL;
-        if (rt->opt.render(rt->opt.render_ud, tpl, locale ? locale : rt->opt.default_locale,
-                           vars, &label, &pm) == 0)
+        if (rt->opt.render(rt->opt.render_ud, tpl, locale ? locale : rt->opt.default_locale, vars,
+                           &label, &pm) == 0)
             out = json_object_new_string(label.data ? label.data : "");
         vn_buf_free(&label);
         if (out)
@@ -1212,8 +1216,8 @@ static void run_effect(struct batch *b)
         const char *event = jstr(e, "event");
         json_object *payload = NULL;
         json_object_object_get_ex(e, "payload", &payload);
-        const char *body = payload ? json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN)
-                                   : "{}";
+        const char *body =
+            payload ? json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN) : "{}";
         if (rt->opt.mq == NULL || event == NULL) {
             vn_error("bot", "publish effect without %s; skipped",
                      event ? "a RabbitMQ connection" : "an event type");
@@ -1262,8 +1266,8 @@ static void on_swept_take(int status, int64_t value, void *ud)
     q->exec_running = 0; /* held while the take was in flight */
     rt->execs--;
     if (status == 0 && value == 1 && !rt->closing) {
-        vn_info("bot", "sweeper: taking over the outbox of %" PRId64 ":%" PRId64,
-                q->key.chat_id, q->key.user_id);
+        vn_info("bot", "sweeper: taking over the outbox of %" PRId64 ":%" PRId64, q->key.chat_id,
+                q->key.user_id);
         exec_start(rt, q);
         return;
     }
@@ -1277,7 +1281,7 @@ static void on_swept_key(int status, struct fsm_conv_key k, void *ud)
         return;
     struct conv_q *q = q_get(rt, k, 1);
     if (q->exec_running)
-        return; /* ours already */
+        return;          /* ours already */
     q->exec_running = 1; /* keep q alive until the answer */
     rt->execs++;
     if (fsm_store_lease_take(rt->store, k, on_swept_take, q) != 0) {
@@ -1345,9 +1349,9 @@ struct bot_runtime *bot_runtime_new(const struct bot_runtime_opts *opt, struct h
     rt->store = fsm_store_new(opt->redis, &so);
     rt->webhook_path = xstrdup(opt->webhook_path ? opt->webhook_path : "/telegram/webhook");
     if (opt->metrics) {
-        rt->m_updates = met_counter(opt->metrics, "vestnik_bot_updates_total",
-                                    "Inputs handled by the bot, by kind and outcome",
-                                    "kind,outcome");
+        rt->m_updates =
+            met_counter(opt->metrics, "vestnik_bot_updates_total",
+                        "Inputs handled by the bot, by kind and outcome", "kind,outcome");
         rt->m_effects = met_counter(opt->metrics, "vestnik_bot_effects_total",
                                     "Effects carried out, by type and result", "type,result");
     }

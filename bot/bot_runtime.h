@@ -40,14 +40,13 @@ struct fsm_tz;
  * message in out. The template engine plugs in here.
  */
 typedef int (*bot_render_fn)(void *ud, const char *name, const char *locale,
-                             const json_object *vars, struct vn_buf *out,
-                             const char **parse_mode);
+                             const json_object *vars, struct vn_buf *out, const char **parse_mode);
 
 struct bot_runtime_opts {
     uv_loop_t *loop;
     struct rds_client *redis;
-    struct pgc_client *pg;     /* may be NULL: links are not recorded */
-    struct mq_client *mq;      /* may be NULL: publish effects fail and retry */
+    struct pgc_client *pg; /* may be NULL: links are not recorded */
+    struct mq_client *mq;  /* may be NULL: publish effects fail and retry */
     struct tg_client *tg;
     struct met_registry *metrics;
     const char *flows_dir;

@@ -20,7 +20,7 @@ struct tg_req {
     long timeout_ms;
     enum req_state state;
     int attempts;
-    int retries;      /* 5xx / network */
+    int retries; /* 5xx / network */
     int retries_429;
     int last_retry_after;
     uv_timer_t timer;
@@ -43,17 +43,28 @@ struct tg_client {
 const char *tg_err_kind_name(enum tg_err_kind kind)
 {
     switch (kind) {
-    case TG_OK: return "ok";
-    case TG_ERR_RATE_LIMITED: return "rate_limited";
-    case TG_ERR_BLOCKED: return "blocked";
-    case TG_ERR_CHAT_NOT_FOUND: return "chat_not_found";
-    case TG_ERR_MIGRATED: return "migrated";
-    case TG_ERR_BAD_REQUEST: return "bad_request";
-    case TG_ERR_UNAUTHORIZED: return "unauthorized";
-    case TG_ERR_SERVER: return "server_error";
-    case TG_ERR_NETWORK: return "network_error";
-    case TG_ERR_PROTOCOL: return "protocol_error";
-    case TG_ERR_CLOSED: return "closed";
+    case TG_OK:
+        return "ok";
+    case TG_ERR_RATE_LIMITED:
+        return "rate_limited";
+    case TG_ERR_BLOCKED:
+        return "blocked";
+    case TG_ERR_CHAT_NOT_FOUND:
+        return "chat_not_found";
+    case TG_ERR_MIGRATED:
+        return "migrated";
+    case TG_ERR_BAD_REQUEST:
+        return "bad_request";
+    case TG_ERR_UNAUTHORIZED:
+        return "unauthorized";
+    case TG_ERR_SERVER:
+        return "server_error";
+    case TG_ERR_NETWORK:
+        return "network_error";
+    case TG_ERR_PROTOCOL:
+        return "protocol_error";
+    case TG_ERR_CLOSED:
+        return "closed";
     }
     return "unknown";
 }
@@ -353,15 +364,16 @@ int tg_call(struct tg_client *c, const char *method, json_object *params, int64_
     struct tg_req *r = xcalloc(1, sizeof(*r));
     r->c = c;
     r->method = xstrdup(method);
-    r->body = xstrdup(params ? json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN)
-                             : "{}");
+    r->body =
+        xstrdup(params ? json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN) : "{}");
     r->chat_id = chat_id;
     r->limited = limited;
     r->cb = cb;
     r->ud = ud;
     r->timeout_ms = c->opt.timeout_ms;
     json_object *t = NULL;
-    if (params && strcmp(method, "getUpdates") == 0 && json_object_object_get_ex(params, "timeout", &t))
+    if (params && strcmp(method, "getUpdates") == 0 &&
+        json_object_object_get_ex(params, "timeout", &t))
         r->timeout_ms = json_object_get_int(t) * 1000L + 15000L;
     json_object_put(params);
     r->next = c->reqs;
@@ -421,9 +433,9 @@ int tg_send_message(struct tg_client *c, const struct tg_send *m, tg_result_fn c
     return tg_call(c, "sendMessage", p, m->chat_id, 1, cb, ud);
 }
 
-int tg_edit_message_text(struct tg_client *c, int64_t chat_id, int64_t message_id,
-                         const char *text, const char *parse_mode, json_object *reply_markup,
-                         tg_result_fn cb, void *ud)
+int tg_edit_message_text(struct tg_client *c, int64_t chat_id, int64_t message_id, const char *text,
+                         const char *parse_mode, json_object *reply_markup, tg_result_fn cb,
+                         void *ud)
 {
     json_object *p = obj();
     put_i64(p, "chat_id", chat_id);
@@ -446,8 +458,8 @@ int tg_edit_message_reply_markup(struct tg_client *c, int64_t chat_id, int64_t m
     return tg_call(c, "editMessageReplyMarkup", p, chat_id, 1, cb, ud);
 }
 
-int tg_answer_callback_query(struct tg_client *c, const char *callback_query_id,
-                             const char *text, int show_alert, tg_result_fn cb, void *ud)
+int tg_answer_callback_query(struct tg_client *c, const char *callback_query_id, const char *text,
+                             int show_alert, tg_result_fn cb, void *ud)
 {
     json_object *p = obj();
     put_str(p, "callback_query_id", callback_query_id);
@@ -457,8 +469,8 @@ int tg_answer_callback_query(struct tg_client *c, const char *callback_query_id,
     return tg_call(c, "answerCallbackQuery", p, 0, 0, cb, ud);
 }
 
-int tg_delete_message(struct tg_client *c, int64_t chat_id, int64_t message_id,
-                      tg_result_fn cb, void *ud)
+int tg_delete_message(struct tg_client *c, int64_t chat_id, int64_t message_id, tg_result_fn cb,
+                      void *ud)
 {
     json_object *p = obj();
     put_i64(p, "chat_id", chat_id);
@@ -466,8 +478,8 @@ int tg_delete_message(struct tg_client *c, int64_t chat_id, int64_t message_id,
     return tg_call(c, "deleteMessage", p, chat_id, 1, cb, ud);
 }
 
-int tg_send_chat_action(struct tg_client *c, int64_t chat_id, const char *action,
-                        tg_result_fn cb, void *ud)
+int tg_send_chat_action(struct tg_client *c, int64_t chat_id, const char *action, tg_result_fn cb,
+                        void *ud)
 {
     json_object *p = obj();
     put_i64(p, "chat_id", chat_id);

@@ -51,28 +51,28 @@ const char *tg_err_kind_name(enum tg_err_kind kind);
 
 struct tg_result {
     enum tg_err_kind kind;
-    int error_code;         /* HTTP / Bot API error_code; 0 on success or network error */
+    int error_code;          /* HTTP / Bot API error_code; 0 on success or network error */
     const char *description; /* Bot API description or transport error; "" when ok */
-    int retry_after;        /* seconds, from parameters.retry_after (last one seen) */
+    int retry_after;         /* seconds, from parameters.retry_after (last one seen) */
     int64_t migrate_to_chat_id;
-    json_object *result;    /* the "result" on success; borrowed for the callback */
-    int attempts;           /* HTTP requests made */
+    json_object *result; /* the "result" on success; borrowed for the callback */
+    int attempts;        /* HTTP requests made */
     int http_status;
 };
 
 typedef void (*tg_result_fn)(const struct tg_result *r, void *ud);
 
 struct tg_client_opts {
-    const char *api_url;   /* "https://api.telegram.org" (TELEGRAM_API_URL) */
-    const char *token;     /* bot token; never logged */
-    struct rds_client *redis;      /* shared limiter state; NULL = in-process only */
-    int limiter_off;       /* 1: no rate limiting at all (benchmarks, the fake) */
-    struct tg_limit_cfg limits;    /* zeroed = defaults */
-    int max_retries;       /* 5xx/network retries, default 3 */
-    int max_429_retries;   /* default 5 */
-    int64_t backoff_base_ms; /* default 500 */
-    int64_t backoff_max_ms;  /* default 10000 */
-    long timeout_ms;       /* per HTTP request, default 15000 (getUpdates: its timeout + 15 s) */
+    const char *api_url;        /* "https://api.telegram.org" (TELEGRAM_API_URL) */
+    const char *token;          /* bot token; never logged */
+    struct rds_client *redis;   /* shared limiter state; NULL = in-process only */
+    int limiter_off;            /* 1: no rate limiting at all (benchmarks, the fake) */
+    struct tg_limit_cfg limits; /* zeroed = defaults */
+    int max_retries;            /* 5xx/network retries, default 3 */
+    int max_429_retries;        /* default 5 */
+    int64_t backoff_base_ms;    /* default 500 */
+    int64_t backoff_max_ms;     /* default 10000 */
+    long timeout_ms; /* per HTTP request, default 15000 (getUpdates: its timeout + 15 s) */
 };
 
 struct tg_client *tg_client_new(uv_loop_t *loop, struct hc_client *hc,
@@ -100,24 +100,24 @@ struct tg_send {
 };
 
 int tg_send_message(struct tg_client *c, const struct tg_send *m, tg_result_fn cb, void *ud);
-int tg_edit_message_text(struct tg_client *c, int64_t chat_id, int64_t message_id,
-                         const char *text, const char *parse_mode, json_object *reply_markup,
-                         tg_result_fn cb, void *ud);
+int tg_edit_message_text(struct tg_client *c, int64_t chat_id, int64_t message_id, const char *text,
+                         const char *parse_mode, json_object *reply_markup, tg_result_fn cb,
+                         void *ud);
 int tg_edit_message_reply_markup(struct tg_client *c, int64_t chat_id, int64_t message_id,
                                  json_object *reply_markup, tg_result_fn cb, void *ud);
-int tg_answer_callback_query(struct tg_client *c, const char *callback_query_id,
-                             const char *text, int show_alert, tg_result_fn cb, void *ud);
-int tg_delete_message(struct tg_client *c, int64_t chat_id, int64_t message_id,
-                      tg_result_fn cb, void *ud);
-int tg_send_chat_action(struct tg_client *c, int64_t chat_id, const char *action,
-                        tg_result_fn cb, void *ud);
+int tg_answer_callback_query(struct tg_client *c, const char *callback_query_id, const char *text,
+                             int show_alert, tg_result_fn cb, void *ud);
+int tg_delete_message(struct tg_client *c, int64_t chat_id, int64_t message_id, tg_result_fn cb,
+                      void *ud);
+int tg_send_chat_action(struct tg_client *c, int64_t chat_id, const char *action, tg_result_fn cb,
+                        void *ud);
 int tg_get_me(struct tg_client *c, tg_result_fn cb, void *ud);
 
 struct tg_webhook {
     const char *url;
-    const char *secret_token;          /* NULL = none */
+    const char *secret_token;           /* NULL = none */
     const char *const *allowed_updates; /* NULL-terminated, NULL = Telegram's default */
-    int max_connections;               /* 0 = default */
+    int max_connections;                /* 0 = default */
     int drop_pending_updates;
 };
 

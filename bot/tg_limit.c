@@ -334,8 +334,7 @@ static void on_acquire_reply(struct rds_client *c, redisReply *reply, void *ud)
     }
     chat_busy(l, r->chat_id, 0);
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-        set_local_mode(l, 1, reply && reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                                         : "no answer");
+        set_local_mode(l, 1, reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no answer");
         take_local(l, r);
     } else if (reply->element[0]->integer == 1) {
         set_local_mode(l, 0, NULL);
@@ -366,8 +365,7 @@ static int take_redis(struct tg_limiter *l, struct req *r)
     snprintf(a4, sizeof(a4), "%.3f", (double)(cb - 1) * ci);
     const char *argv[] = {"EVAL", acquire_lua, "4", kg, kc, kgp, kcp, a1, a2, a3, a4};
     r->l = l;
-    if (rds_command_argv(l->redis, on_acquire_reply, r, (int)VN_ARRAY_LEN(argv), argv, NULL) !=
-        0)
+    if (rds_command_argv(l->redis, on_acquire_reply, r, (int)VN_ARRAY_LEN(argv), argv, NULL) != 0)
         return -1;
     r->inflight = 1;
     l->inflight++;

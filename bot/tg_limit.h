@@ -31,13 +31,13 @@
 struct rds_client;
 
 struct tg_limit_cfg {
-    double global_per_s;     /* default 30 */
-    unsigned global_burst;   /* default 1: spread sends evenly */
-    double chat_per_s;       /* private chats, default 1 */
-    unsigned chat_burst;     /* default 3 */
-    double group_per_min;    /* chats with negative ids, default 20 */
-    unsigned group_burst;    /* default 3 */
-    double margin;           /* pace this fraction under each limit, default 0.02 */
+    double global_per_s;   /* default 30 */
+    unsigned global_burst; /* default 1: spread sends evenly */
+    double chat_per_s;     /* private chats, default 1 */
+    unsigned chat_burst;   /* default 3 */
+    double group_per_min;  /* chats with negative ids, default 20 */
+    unsigned group_burst;  /* default 3 */
+    double margin;         /* pace this fraction under each limit, default 0.02 */
 };
 
 void tg_limit_cfg_default(struct tg_limit_cfg *cfg);

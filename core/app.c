@@ -31,8 +31,8 @@ struct vn_app {
     struct pgc_client *pg;
     struct mq_client *mq;
     struct hc_client *hc;
-    struct tg_client *tg; /* NULL when TELEGRAM_BOT_TOKEN is empty */
-    struct bot_runtime *bot; /* the bot role, when Telegram is on */
+    struct tg_client *tg;      /* NULL when TELEGRAM_BOT_TOKEN is empty */
+    struct bot_runtime *bot;   /* the bot role, when Telegram is on */
     struct tpl_set *templates; /* TEMPLATES_DIR, swapped on SIGHUP */
     struct fsm_tz *tz;         /* DEFAULT_TIME_ZONE */
     struct vn_app_opts opts;
@@ -52,9 +52,12 @@ struct vn_app {
 const char *vn_role_name(enum vn_role role)
 {
     switch (role) {
-    case VN_ROLE_BOT: return "bot";
-    case VN_ROLE_NOTIFIER: return "notifier";
-    case VN_ROLE_ALL: return "all";
+    case VN_ROLE_BOT:
+        return "bot";
+    case VN_ROLE_NOTIFIER:
+        return "notifier";
+    case VN_ROLE_ALL:
+        return "all";
     }
     return "?";
 }
@@ -98,7 +101,10 @@ static void h_readyz(struct http_request *req, void *ud)
 
     for (int i = 0; i < n; i++)
         ready &= checks[i].ok;
-    vn_buf_printf(&b, "{\"status\":\"%s\",", ready ? "ready" : app->draining ? "draining" : "not_ready");
+    vn_buf_printf(&b, "{\"status\":\"%s\",",
+                  ready           ? "ready"
+                  : app->draining ? "draining"
+                                  : "not_ready");
     vn_buf_puts(&b, "\"checks\":{");
     for (int i = 0; i < n; i++) {
         vn_buf_printf(&b, "%s\"%s\":{\"ok\":%s", i ? "," : "", checks[i].name,
@@ -123,8 +129,7 @@ static void h_metrics(struct http_request *req, void *ud)
     struct vn_buf b = VN_BUF_INIT;
     collect_checks(app, checks);
     met_format(app->metrics, &b);
-    http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
-                 b.len);
+    http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "", b.len);
     vn_buf_free(&b);
 }
 
@@ -182,7 +187,8 @@ static void shutdown_all(struct vn_app *app)
 static void on_drain_tick(uv_timer_t *t)
 {
     struct vn_app *app = t->data;
-    unsigned inflight = http_server_inflight(app->http) + (app->bot ? bot_runtime_busy(app->bot) : 0);
+    unsigned inflight =
+        http_server_inflight(app->http) + (app->bot ? bot_runtime_busy(app->bot) : 0);
     if (inflight == 0 || vn_now_ms() >= app->drain_deadline) {
         if (inflight)
             vn_warn("main", "drain timeout: %u requests still in flight", inflight);
@@ -239,9 +245,8 @@ static void on_get_me(const struct tg_result *r, void *ud)
     struct vn_app *app = ud;
     json_object *v = NULL;
     if (r->kind == TG_OK) {
-        const char *user = json_object_object_get_ex(r->result, "username", &v)
-                               ? json_object_get_string(v)
-                               : "?";
+        const char *user =
+            json_object_object_get_ex(r->result, "username", &v) ? json_object_get_string(v) : "?";
         vn_info("tg", "Bot API at %s answers: bot @%s", app->cfg->telegram_api_url, user);
     } else if (r->kind == TG_ERR_UNAUTHORIZED) {
         vn_error("tg", "TELEGRAM_BOT_TOKEN was rejected by %s (%d %s); check the token",
@@ -286,8 +291,8 @@ static int render_template(void *ud, const char *name, const char *locale, const
     memset(&o, 0, sizeof(o));
     o.locale = locale;
     o.tz = app->cfg->default_time_zone;
-    int rc = tpl_set_render(app->templates, name, TPL_PART_TELEGRAM, (json_object *)vars, &o, out,
-                            &err);
+    int rc =
+        tpl_set_render(app->templates, name, TPL_PART_TELEGRAM, (json_object *)vars, &o, out, &err);
     if (rc != 0) {
         tpl_error_format(&err, out);
         return rc;
@@ -312,8 +317,9 @@ static int start_bot(struct vn_app *app)
         return 0;
     struct tpl_set_opts to = {cfg->default_locale, NULL, 0, 0};
     if (tpl_set_load(cfg->templates_dir, &to, &app->templates, &err) != 0) {
-        vn_error("bot", "templates in %s do not load (set TEMPLATES_DIR, or run `vestnik template "
-                        "check`):\n%s",
+        vn_error("bot",
+                 "templates in %s do not load (set TEMPLATES_DIR, or run `vestnik template "
+                 "check`):\n%s",
                  cfg->templates_dir, err.data ? err.data : "");
         vn_buf_free(&err);
         return -1;

@@ -9,22 +9,34 @@
 const char *vn_strerror(int err)
 {
     switch (err) {
-    case VN_OK: return "ok";
-    case VN_EINVAL: return "invalid input";
-    case VN_ENOENT: return "not found";
-    case VN_EIO: return "I/O error";
-    case VN_ETOOBIG: return "too big";
-    case VN_ECONFLICT: return "conflict";
-    case VN_EDOWN: return "dependency down";
-    case VN_ETIMEOUT: return "timed out";
-    case VN_ESTATE: return "wrong state";
+    case VN_OK:
+        return "ok";
+    case VN_EINVAL:
+        return "invalid input";
+    case VN_ENOENT:
+        return "not found";
+    case VN_EIO:
+        return "I/O error";
+    case VN_ETOOBIG:
+        return "too big";
+    case VN_ECONFLICT:
+        return "conflict";
+    case VN_EDOWN:
+        return "dependency down";
+    case VN_ETIMEOUT:
+        return "timed out";
+    case VN_ESTATE:
+        return "wrong state";
     }
     return "unknown error";
 }
 
 static void oom(size_t n)
 {
-    fprintf(stderr, "{\"level\":\"fatal\",\"module\":\"core\",\"msg\":\"out of memory allocating %zu bytes\"}\n", n);
+    fprintf(stderr,
+            "{\"level\":\"fatal\",\"module\":\"core\",\"msg\":\"out of memory allocating %zu "
+            "bytes\"}\n",
+            n);
     abort();
 }
 
@@ -155,11 +167,21 @@ void vn_buf_json_escape(struct vn_buf *b, const char *s, size_t len)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         switch (c) {
-        case '"': vn_buf_append(b, "\\\"", 2); break;
-        case '\\': vn_buf_append(b, "\\\\", 2); break;
-        case '\n': vn_buf_append(b, "\\n", 2); break;
-        case '\r': vn_buf_append(b, "\\r", 2); break;
-        case '\t': vn_buf_append(b, "\\t", 2); break;
+        case '"':
+            vn_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            vn_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            vn_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            vn_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            vn_buf_append(b, "\\t", 2);
+            break;
         default:
             if (c < 0x20 || c == 0x7f) {
                 char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};

@@ -14,21 +14,21 @@
 /* Error codes: functions return 0 or one of these (negative). */
 enum vn_err {
     VN_OK = 0,
-    VN_EINVAL = -1,   /* bad argument or input */
-    VN_ENOENT = -2,   /* not found */
-    VN_EIO = -3,      /* I/O or network failure */
-    VN_ETOOBIG = -4,  /* input over a configured bound */
+    VN_EINVAL = -1,    /* bad argument or input */
+    VN_ENOENT = -2,    /* not found */
+    VN_EIO = -3,       /* I/O or network failure */
+    VN_ETOOBIG = -4,   /* input over a configured bound */
     VN_ECONFLICT = -5, /* state does not allow the operation */
-    VN_EDOWN = -6,    /* a dependency is not connected */
-    VN_ETIMEOUT = -7, /* deadline passed */
-    VN_ESTATE = -8,   /* object is closing or not started */
+    VN_EDOWN = -6,     /* a dependency is not connected */
+    VN_ETIMEOUT = -7,  /* deadline passed */
+    VN_ESTATE = -8,    /* object is closing or not started */
 };
 
 /* Human-readable name of a VN_E code, never NULL. */
 const char *vn_strerror(int err);
 
 #define VN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define VN_UNUSED(x) ((void)(x))
+#define VN_UNUSED(x)    ((void)(x))
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t nmemb, size_t n);
@@ -49,7 +49,10 @@ struct vn_buf {
     size_t cap;
 };
 
-#define VN_BUF_INIT {NULL, 0, 0}
+#define VN_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void vn_buf_init(struct vn_buf *b);
 void vn_buf_free(struct vn_buf *b);
@@ -59,7 +62,8 @@ void vn_buf_append(struct vn_buf *b, const void *data, size_t len);
 void vn_buf_puts(struct vn_buf *b, const char *s);
 void vn_buf_putc(struct vn_buf *b, char c);
 void vn_buf_printf(struct vn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void vn_buf_vprintf(struct vn_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void vn_buf_vprintf(struct vn_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Append s as the inside of a JSON string (quotes not included). */
 void vn_buf_json_escape(struct vn_buf *b, const char *s, size_t len);
 /* Append s as a complete JSON string literal, quotes included. */

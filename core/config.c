@@ -10,9 +10,9 @@
 #include "log.h"
 
 #define OFF(f) offsetof(struct vn_config, f)
-#define KIB 1024LL
-#define MIB (1024LL * 1024LL)
-#define SEC 1000LL
+#define KIB    1024LL
+#define MIB    (1024LL * 1024LL)
+#define SEC    1000LL
 
 static const struct cfg_var vars[] = {
     {"HTTP_HOST", CFG_STRING, OFF(http_host), "127.0.0.1", 0, 0, NULL, 0,
@@ -102,8 +102,8 @@ int cfg_parse_int(const char *s, int64_t *out)
 }
 
 /* Parse "<digits><suffix>" with a suffix table; the number must be whole. */
-static int parse_scaled(const char *s, const char *const *suffixes, const int64_t *scale,
-                        size_t n, int64_t *out)
+static int parse_scaled(const char *s, const char *const *suffixes, const int64_t *scale, size_t n,
+                        int64_t *out)
 {
     char *end = NULL;
     if (s == NULL || !isdigit((unsigned char)*s))
@@ -125,9 +125,10 @@ static int parse_scaled(const char *s, const char *const *suffixes, const int64_
 
 int cfg_parse_size(const char *s, int64_t *out)
 {
-    static const char *const suf[] = {"", "b", "k", "kb", "kib", "m", "mb", "mib", "g", "gb", "gib"};
-    static const int64_t scale[] = {1, 1, KIB, KIB, KIB, MIB, MIB, MIB, 1024 * MIB, 1024 * MIB,
-                                    1024 * MIB};
+    static const char *const suf[] = {"",   "b",   "k", "kb", "kib", "m",
+                                      "mb", "mib", "g", "gb", "gib"};
+    static const int64_t scale[] = {1,   1,   KIB,        KIB,        KIB,       MIB,
+                                    MIB, MIB, 1024 * MIB, 1024 * MIB, 1024 * MIB};
     return parse_scaled(s, suf, scale, VN_ARRAY_LEN(suf), out);
 }
 

@@ -32,11 +32,11 @@ struct vn_config {
     char *migrations_dir;
     char *telegram_api_url;
     char *telegram_bot_token;
-    int telegram_rate_limit;     /* 0 = on, 1 = off (benchmarks, the fake server) */
-    int telegram_rate_global;    /* messages per second, whole bot */
-    int telegram_rate_chat;      /* messages per second, one private chat */
+    int telegram_rate_limit;  /* 0 = on, 1 = off (benchmarks, the fake server) */
+    int telegram_rate_global; /* messages per second, whole bot */
+    int telegram_rate_chat;   /* messages per second, one private chat */
     int telegram_rate_chat_burst;
-    int telegram_rate_group;     /* messages per minute, one group */
+    int telegram_rate_group; /* messages per minute, one group */
     char *telegram_webhook_path;
     char *telegram_webhook_secret;
     char *flows_dir;
@@ -51,11 +51,11 @@ enum cfg_type { CFG_STRING, CFG_INT, CFG_SIZE, CFG_DURATION, CFG_ENUM, CFG_URL }
 struct cfg_var {
     const char *name;
     enum cfg_type type;
-    size_t offset;          /* into struct vn_config */
-    const char *def;        /* default, as text; parsed like user input */
-    int64_t min, max;       /* CFG_INT, CFG_SIZE (bytes), CFG_DURATION (ms) */
-    const char *choices;    /* CFG_ENUM: "a|b|c"; CFG_URL: allowed schemes "redis|rediss" */
-    int secret;             /* redacted when printed (URLs: only the password) */
+    size_t offset;       /* into struct vn_config */
+    const char *def;     /* default, as text; parsed like user input */
+    int64_t min, max;    /* CFG_INT, CFG_SIZE (bytes), CFG_DURATION (ms) */
+    const char *choices; /* CFG_ENUM: "a|b|c"; CFG_URL: allowed schemes "redis|rediss" */
+    int secret;          /* redacted when printed (URLs: only the password) */
     const char *help;
 };
 

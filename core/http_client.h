@@ -15,12 +15,12 @@
 struct hc_client;
 
 struct hc_response {
-    long status;        /* HTTP status; 0 on transport failure */
-    const char *body;   /* NUL-terminated; valid during the callback only */
+    long status;      /* HTTP status; 0 on transport failure */
+    const char *body; /* NUL-terminated; valid during the callback only */
     size_t len;
-    const char *error;  /* NULL on success, else what went wrong */
-    int timed_out;      /* the request's timeout fired */
-    double seconds;     /* total time */
+    const char *error; /* NULL on success, else what went wrong */
+    int timed_out;     /* the request's timeout fired */
+    double seconds;    /* total time */
 };
 
 typedef void (*hc_done_fn)(const struct hc_response *r, void *ud);
@@ -28,17 +28,17 @@ typedef void (*hc_done_fn)(const struct hc_response *r, void *ud);
 struct hc_opts {
     long max_host_connections; /* 0 = curl's default (unlimited) */
     long max_total_connections;
-    const char *user_agent;    /* NULL = "vestnik/<version>" */
+    const char *user_agent; /* NULL = "vestnik/<version>" */
 };
 
 struct hc_request {
-    const char *method;             /* "GET", "POST", ... */
+    const char *method; /* "GET", "POST", ... */
     const char *url;
-    const char *const *headers;     /* NULL-terminated "Name: value" list, may be NULL */
-    const void *body;               /* copied */
+    const char *const *headers; /* NULL-terminated "Name: value" list, may be NULL */
+    const void *body;           /* copied */
     size_t len;
-    long timeout_ms;                /* whole request; 0 = 30 s */
-    size_t max_response;            /* 0 = 8 MiB */
+    long timeout_ms;     /* whole request; 0 = 30 s */
+    size_t max_response; /* 0 = 8 MiB */
 };
 
 struct hc_client *hc_new(uv_loop_t *loop, const struct hc_opts *opt);

@@ -141,9 +141,8 @@ static const struct {
     unsigned bit;
     const char *name;
 } method_names[] = {
-    {HTTP_GET, "GET"},       {HTTP_HEAD, "HEAD"},   {HTTP_POST, "POST"},
-    {HTTP_PUT, "PUT"},       {HTTP_DELETE, "DELETE"}, {HTTP_PATCH, "PATCH"},
-    {HTTP_OPTIONS, "OPTIONS"},
+    {HTTP_GET, "GET"},       {HTTP_HEAD, "HEAD"},   {HTTP_POST, "POST"},       {HTTP_PUT, "PUT"},
+    {HTTP_DELETE, "DELETE"}, {HTTP_PATCH, "PATCH"}, {HTTP_OPTIONS, "OPTIONS"},
 };
 
 unsigned http_method_parse(const char *name, size_t len)

@@ -23,14 +23,14 @@ enum http_method {
     HTTP_OPTIONS = 1 << 6,
 };
 
-#define HTTP_ROUTE_MAX_PARAMS 4
+#define HTTP_ROUTE_MAX_PARAMS   4
 #define HTTP_ROUTE_MAX_SEGMENTS 16
 
 struct http_request;
 typedef void (*http_handler_fn)(struct http_request *req, void *ud);
 
 struct http_route {
-    unsigned methods;  /* bitmask of enum http_method; GET implies HEAD */
+    unsigned methods; /* bitmask of enum http_method; GET implies HEAD */
     char *pattern;
     http_handler_fn handler;
     void *ud;

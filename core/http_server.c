@@ -57,8 +57,7 @@ int http_req_gone(const struct http_request *req)
     return req->conn == NULL;
 }
 
-const char *http_req_param(const struct http_request *req, const char *name, char *buf,
-                           size_t len)
+const char *http_req_param(const struct http_request *req, const char *name, char *buf, size_t len)
 {
     size_t n = strlen(name);
     for (unsigned i = 0; i < req->match.nparams; i++) {
@@ -141,13 +140,20 @@ static char *copy_query(struct lws *wsi)
 static unsigned method_of(int lws_method)
 {
     switch (lws_method) {
-    case LWSHUMETH_GET: return HTTP_GET;
-    case LWSHUMETH_POST: return HTTP_POST;
-    case LWSHUMETH_OPTIONS: return HTTP_OPTIONS;
-    case LWSHUMETH_PUT: return HTTP_PUT;
-    case LWSHUMETH_PATCH: return HTTP_PATCH;
-    case LWSHUMETH_DELETE: return HTTP_DELETE;
-    case LWSHUMETH_HEAD: return HTTP_HEAD;
+    case LWSHUMETH_GET:
+        return HTTP_GET;
+    case LWSHUMETH_POST:
+        return HTTP_POST;
+    case LWSHUMETH_OPTIONS:
+        return HTTP_OPTIONS;
+    case LWSHUMETH_PUT:
+        return HTTP_PUT;
+    case LWSHUMETH_PATCH:
+        return HTTP_PATCH;
+    case LWSHUMETH_DELETE:
+        return HTTP_DELETE;
+    case LWSHUMETH_HEAD:
+        return HTTP_HEAD;
     }
     return 0;
 }
@@ -186,8 +192,8 @@ static void finish_log(struct http_server *s, struct http_request *req, int gone
     vn_buf_free(&f);
 }
 
-void http_respond(struct http_request *req, int status, const char *content_type,
-                  const void *body, size_t len)
+void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
+                  size_t len)
 {
     if (req->responded) {
         vn_error("http", "BUG: request %s answered twice", req->id);
@@ -272,8 +278,7 @@ static int on_http(struct http_server *s, struct conn *c, struct lws *wsi, const
     req->headers[HTTP_HDR_CONTENT_TYPE] = copy_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
     req->headers[HTTP_HDR_AUTHORIZATION] = copy_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     req->headers[HTTP_HDR_REQUEST_ID] = copy_custom(wsi, hdr_names[HTTP_HDR_REQUEST_ID]);
-    req->headers[HTTP_HDR_TELEGRAM_SECRET] =
-        copy_custom(wsi, hdr_names[HTTP_HDR_TELEGRAM_SECRET]);
+    req->headers[HTTP_HDR_TELEGRAM_SECRET] = copy_custom(wsi, hdr_names[HTTP_HDR_TELEGRAM_SECRET]);
     if (req->headers[HTTP_HDR_REQUEST_ID] && request_id_ok(req->headers[HTTP_HDR_REQUEST_ID]))
         snprintf(req->id, sizeof(req->id), "%s", req->headers[HTTP_HDR_REQUEST_ID]);
     else
@@ -365,9 +370,9 @@ static int on_writeable(struct http_server *s, struct conn *c, struct lws *wsi)
         if (lws_add_http_common_headers(wsi, (unsigned int)req->status, req->content_type,
                                         (lws_filepos_t)req->resp_body.len, &p, end))
             goto hdr_out;
-        if (lws_add_http_header_by_name(wsi, (const unsigned char *)"x-request-id:",
-                                        (const unsigned char *)req->id, (int)strlen(req->id), &p,
-                                        end))
+        if (lws_add_http_header_by_name(
+                wsi, (const unsigned char *)"x-request-id:", (const unsigned char *)req->id,
+                (int)strlen(req->id), &p, end))
             goto hdr_out;
         for (size_t off = 0; off < req->resp_headers.len;) {
             const char *name = req->resp_headers.data + off;
@@ -522,9 +527,9 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
         s->m_requests = met_counter(opt->metrics, "vestnik_http_requests_total",
                                     "HTTP requests answered, by route, method and status code",
                                     "route,method,code");
-        s->m_duration = met_histogram(opt->metrics, "vestnik_http_request_duration_seconds",
-                                      "Time from request start to answer written, by route",
-                                      "route", NULL, 0);
+        s->m_duration =
+            met_histogram(opt->metrics, "vestnik_http_request_duration_seconds",
+                          "Time from request start to answer written, by route", "route", NULL, 0);
     }
 
     memset(&info, 0, sizeof(info));

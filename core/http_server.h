@@ -26,10 +26,10 @@
 struct http_server;
 
 struct http_server_opts {
-    const char *host;     /* bind address; NULL = all */
-    int port;             /* 0 = pick a free port (see http_server_port) */
-    size_t max_body;      /* bytes */
-    int timeout_s;        /* idle / slow request limit */
+    const char *host;             /* bind address; NULL = all */
+    int port;                     /* 0 = pick a free port (see http_server_port) */
+    size_t max_body;              /* bytes */
+    int timeout_s;                /* idle / slow request limit */
     struct met_registry *metrics; /* may be NULL */
 };
 
@@ -43,17 +43,17 @@ enum http_hdr {
 };
 
 struct http_request {
-    unsigned method;        /* enum http_method */
-    char *path;             /* decoded path, no query */
-    char *query;            /* raw query string without '?', "" if none */
+    unsigned method;               /* enum http_method */
+    char *path;                    /* decoded path, no query */
+    char *query;                   /* raw query string without '?', "" if none */
     char *headers[HTTP_HDR_COUNT]; /* NULL when absent */
     struct vn_buf body;
     struct http_match match; /* route and path parameters */
-    char id[40];            /* request id for logs */
+    char id[40];             /* request id for logs */
     uint64_t started_ms;
     /* private */
     struct http_server *srv;
-    void *conn;             /* connection state; NULL once the client is gone */
+    void *conn; /* connection state; NULL once the client is gone */
     int status;
     const char *content_type;
     struct vn_buf resp_headers; /* "name\0value\0" pairs */
@@ -90,15 +90,14 @@ void http_server_free(struct http_server *s);
 int http_req_gone(const struct http_request *req);
 
 /* Path parameter by name ("id" for "/v1/x/{id}"); copies into buf, NULL if absent. */
-const char *http_req_param(const struct http_request *req, const char *name, char *buf,
-                           size_t len);
+const char *http_req_param(const struct http_request *req, const char *name, char *buf, size_t len);
 
 /* Add a response header (before answering). */
 void http_resp_header(struct http_request *req, const char *name, const char *value);
 
 /* Answer. body is copied. Frees req once written (or at once if gone). */
-void http_respond(struct http_request *req, int status, const char *content_type,
-                  const void *body, size_t len);
+void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
+                  size_t len);
 void http_respond_json(struct http_request *req, int status, const struct vn_buf *json);
 /* {"error":{"code":code,"message":<formatted>}} */
 void http_respond_error(struct http_request *req, int status, const char *code, const char *fmt,

@@ -89,8 +89,8 @@ static void emit_line(int level, const char *module, const char *id, const char 
     vn_buf_free(&b);
 }
 
-void vn_log_emit(int level, const char *module, const char *id, const char *fields,
-                 const char *fmt, ...)
+void vn_log_emit(int level, const char *module, const char *id, const char *fields, const char *fmt,
+                 ...)
 {
     if (level < log_level)
         return;

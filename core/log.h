@@ -26,15 +26,15 @@ void vn_log_set_sink(FILE *f);
  * Emit one line. id may be NULL (no "id" field). fields may be NULL or a
  * preformatted run of JSON members without braces, e.g. "\"route\":\"/x\",\"code\":200".
  */
-void vn_log_emit(int level, const char *module, const char *id, const char *fields,
-                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void vn_log_emit(int level, const char *module, const char *id, const char *fields, const char *fmt,
+                 ...) __attribute__((format(printf, 5, 6)));
 
 /* Send libwebsockets' own log lines through vn_log with module "lws". */
 void vn_log_route_lws(void);
 
 #define vn_debug(mod, ...) vn_log_emit(VN_LOG_DEBUG, mod, NULL, NULL, __VA_ARGS__)
-#define vn_info(mod, ...) vn_log_emit(VN_LOG_INFO, mod, NULL, NULL, __VA_ARGS__)
-#define vn_warn(mod, ...) vn_log_emit(VN_LOG_WARN, mod, NULL, NULL, __VA_ARGS__)
+#define vn_info(mod, ...)  vn_log_emit(VN_LOG_INFO, mod, NULL, NULL, __VA_ARGS__)
+#define vn_warn(mod, ...)  vn_log_emit(VN_LOG_WARN, mod, NULL, NULL, __VA_ARGS__)
 #define vn_error(mod, ...) vn_log_emit(VN_LOG_ERROR, mod, NULL, NULL, __VA_ARGS__)
 
 #endif

@@ -78,12 +78,18 @@ static int wants_help(int argc, char **argv)
 static const char *type_name(enum cfg_type t)
 {
     switch (t) {
-    case CFG_STRING: return "string";
-    case CFG_INT: return "integer";
-    case CFG_SIZE: return "size";
-    case CFG_DURATION: return "duration";
-    case CFG_ENUM: return "enum";
-    case CFG_URL: return "url";
+    case CFG_STRING:
+        return "string";
+    case CFG_INT:
+        return "integer";
+    case CFG_SIZE:
+        return "size";
+    case CFG_DURATION:
+        return "duration";
+    case CFG_ENUM:
+        return "enum";
+    case CFG_URL:
+        return "url";
     }
     return "?";
 }
@@ -205,8 +211,7 @@ int main(int argc, char **argv)
                        i + 1 < argc) {
                 webhook = argv[++i];
             } else {
-                fprintf(stderr, "vestnik %s: unexpected argument %s (try --help)\n", cmd,
-                        argv[i]);
+                fprintf(stderr, "vestnik %s: unexpected argument %s (try --help)\n", cmd, argv[i]);
                 rc = 2;
             }
         }

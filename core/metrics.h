@@ -47,12 +47,12 @@ struct met_family *met_histogram(struct met_registry *r, const char *name, const
 struct met_series *met_get(struct met_family *f, ...);
 struct met_series *met_getv(struct met_family *f, const char *const *values);
 
-void met_inc(struct met_series *s);              /* counter or gauge += 1 */
-void met_add(struct met_series *s, double v);    /* counter: v >= 0 only */
-void met_set(struct met_series *s, double v);    /* gauge */
+void met_inc(struct met_series *s);               /* counter or gauge += 1 */
+void met_add(struct met_series *s, double v);     /* counter: v >= 0 only */
+void met_set(struct met_series *s, double v);     /* gauge */
 void met_observe(struct met_series *s, double v); /* histogram */
-double met_value(const struct met_series *s);    /* counter/gauge value, histogram sum */
-uint64_t met_count(const struct met_series *s);  /* histogram observation count */
+double met_value(const struct met_series *s);     /* counter/gauge value, histogram sum */
+uint64_t met_count(const struct met_series *s);   /* histogram observation count */
 
 /* Append the whole registry in text format, families in declaration order. */
 void met_format(const struct met_registry *r, struct vn_buf *out);

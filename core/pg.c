@@ -140,12 +140,12 @@ static void connection_lost(struct pgc_client *c)
     c->ping_sent = 0;
     c->state = PGC_IDLE;
     fail_all(c, c->last_error);
-    uint64_t delay = vn_backoff_ms(c->attempt, 100, (uint64_t)c->opt.reconnect_max_ms,
-                                   vn_random_u32());
+    uint64_t delay =
+        vn_backoff_ms(c->attempt, 100, (uint64_t)c->opt.reconnect_max_ms, vn_random_u32());
     if (c->attempt < 30)
         c->attempt++;
-    vn_warn("pg", "%s%s; reconnecting in %llu ms", was_ready ? "" : "still down: ",
-            c->last_error, (unsigned long long)delay);
+    vn_warn("pg", "%s%s; reconnecting in %llu ms", was_ready ? "" : "still down: ", c->last_error,
+            (unsigned long long)delay);
     uv_timer_start(&c->retry_timer, on_retry, delay, 0);
 }
 
@@ -154,8 +154,8 @@ static void run_next(struct pgc_client *c)
     if (c->state != PGC_READY || c->running || c->head == NULL)
         return;
     struct pgc_query *q = c->head;
-    if (!PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, (const char *const *)q->values,
-                           NULL, NULL, 0)) {
+    if (!PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, (const char *const *)q->values, NULL,
+                           NULL, 0)) {
         set_error(c, "sending query failed", PQerrorMessage(c->conn));
         if (PQstatus(c->conn) == CONNECTION_BAD) {
             connection_lost(c);

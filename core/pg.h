@@ -25,7 +25,7 @@ struct pgc_client;
 typedef void (*pgc_result_fn)(struct pgc_client *c, PGresult *res, const char *err, void *ud);
 
 struct pgc_opts {
-    const char *conninfo;        /* URI or key=value string */
+    const char *conninfo; /* URI or key=value string */
     int64_t health_interval_ms;
     int64_t reconnect_max_ms;
     int64_t connect_timeout_ms;

@@ -196,8 +196,8 @@ static void schedule_retry(struct rds_client *c)
     if (c->state == RDS_CLOSING)
         return;
     c->state = RDS_IDLE;
-    uint64_t delay = vn_backoff_ms(c->attempt, 100, (uint64_t)c->opt.reconnect_max_ms,
-                                   vn_random_u32());
+    uint64_t delay =
+        vn_backoff_ms(c->attempt, 100, (uint64_t)c->opt.reconnect_max_ms, vn_random_u32());
     if (c->attempt < 30)
         c->attempt++;
     vn_warn("redis", "%s; reconnecting to %s:%d in %llu ms", c->last_error, c->url.host,
@@ -399,8 +399,8 @@ int rds_command(struct rds_client *c, rds_reply_fn cb, void *ud, const char *fmt
     return 0;
 }
 
-int rds_command_argv(struct rds_client *c, rds_reply_fn cb, void *ud, int argc,
-                     const char **argv, const size_t *argvlen)
+int rds_command_argv(struct rds_client *c, rds_reply_fn cb, void *ud, int argc, const char **argv,
+                     const size_t *argvlen)
 {
     if (c->state == RDS_CLOSING)
         return VN_ESTATE;

@@ -24,16 +24,16 @@ struct rds_client;
 typedef void (*rds_reply_fn)(struct rds_client *c, redisReply *reply, void *ud);
 
 struct rds_opts {
-    const char *url;             /* redis://[[user]:password@]host[:port][/db] */
-    int64_t health_interval_ms;  /* PING period */
-    int64_t reconnect_max_ms;    /* backoff cap */
-    int64_t connect_timeout_ms;  /* give up a connect attempt after this */
+    const char *url;            /* redis://[[user]:password@]host[:port][/db] */
+    int64_t health_interval_ms; /* PING period */
+    int64_t reconnect_max_ms;   /* backoff cap */
+    int64_t connect_timeout_ms; /* give up a connect attempt after this */
 };
 
 struct rds_url {
     char host[256];
     int port;
-    char user[128];     /* Redis 6 ACL user; "" = default user */
+    char user[128]; /* Redis 6 ACL user; "" = default user */
     char password[256];
     int db;
 };
@@ -50,8 +50,8 @@ struct rds_client *rds_new(uv_loop_t *loop, const struct rds_opts *opt, char *er
  * connected / VN_ESTATE when closing (cb never called).
  */
 int rds_command(struct rds_client *c, rds_reply_fn cb, void *ud, const char *fmt, ...);
-int rds_command_argv(struct rds_client *c, rds_reply_fn cb, void *ud, int argc,
-                     const char **argv, const size_t *argvlen);
+int rds_command_argv(struct rds_client *c, rds_reply_fn cb, void *ud, int argc, const char **argv,
+                     const size_t *argvlen);
 
 /* 1 when connected and the last PING was answered in time. */
 int rds_is_ready(const struct rds_client *c);

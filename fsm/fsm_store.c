@@ -51,25 +51,22 @@ static const char commit_lua[] =
     "return {1, nv, lease, n}\n";
 
 /* KEYS: lease, outbox. ARGV: owner. */
-static const char head_lua[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end\n"
-    "return redis.call('LINDEX', KEYS[2], 0)\n";
+static const char head_lua[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end\n"
+                               "return redis.call('LINDEX', KEYS[2], 0)\n";
 
 /* KEYS: lease, outbox. ARGV: owner, lease_ms. Returns batches left or -1. */
-static const char pop_lua[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
-    "redis.call('LPOP', KEYS[2])\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-    "return redis.call('LLEN', KEYS[2])\n";
+static const char pop_lua[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
+                              "redis.call('LPOP', KEYS[2])\n"
+                              "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                              "return redis.call('LLEN', KEYS[2])\n";
 
 /* KEYS: lease, outbox. ARGV: owner, lease_ms. 1 released, 0 batches remain, -1 not ours. */
-static const char release_lua[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
-    "if redis.call('LLEN', KEYS[2]) > 0 then\n"
-    "  redis.call('PEXPIRE', KEYS[1], ARGV[2]); return 0\n"
-    "end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "return 1\n";
+static const char release_lua[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
+                                  "if redis.call('LLEN', KEYS[2]) > 0 then\n"
+                                  "  redis.call('PEXPIRE', KEYS[1], ARGV[2]); return 0\n"
+                                  "end\n"
+                                  "redis.call('DEL', KEYS[1])\n"
+                                  "return 1\n";
 
 /* KEYS: lease, outbox. ARGV: owner, lease_ms. 1 taken (and work waits), 2 taken
  * but nothing to do (released again), 0 held by someone else. */
@@ -81,13 +78,12 @@ static const char take_lua[] =
     "return 0\n";
 
 /* KEYS: conv. ARGV: expected version, new data. 1 written, 0 moved on, -1 gone. */
-static const char setdata_lua[] =
-    "local v = redis.call('HGET', KEYS[1], 'version')\n"
-    "if not v then return -1 end\n"
-    "if v ~= ARGV[1] then return 0 end\n"
-    "redis.call('HSET', KEYS[1], 'data', ARGV[2])\n"
-    "redis.call('HINCRBY', KEYS[1], 'version', 1)\n"
-    "return 1\n";
+static const char setdata_lua[] = "local v = redis.call('HGET', KEYS[1], 'version')\n"
+                                  "if not v then return -1 end\n"
+                                  "if v ~= ARGV[1] then return 0 end\n"
+                                  "redis.call('HSET', KEYS[1], 'data', ARGV[2])\n"
+                                  "redis.call('HINCRBY', KEYS[1], 'version', 1)\n"
+                                  "return 1\n";
 
 void fsm_conv_key_name(struct fsm_conv_key k, char *buf, size_t len)
 {
@@ -205,8 +201,9 @@ int fsm_store_load(struct fsm_store *st, struct fsm_conv_key k, fsm_load_cb cb, 
     struct load_call *lc = xmalloc(sizeof(*lc));
     lc->cb = cb;
     lc->ud = ud;
-    int rc = rds_command(st->redis, on_load, lc, "HMGET %s flow state data version updated_at "
-                                                 "entered_at timeout_at",
+    int rc = rds_command(st->redis, on_load, lc,
+                         "HMGET %s flow state data version updated_at "
+                         "entered_at timeout_at",
                          ks.conv);
     if (rc != 0)
         free(lc);
@@ -279,8 +276,7 @@ int fsm_store_commit(struct fsm_store *st, struct fsm_conv_key k, const struct f
         snprintf(upd, sizeof(upd), "%" PRId64, cm->update_id);
     else
         upd[0] = '\0';
-    int has_effects = cm->effects_json && strcmp(cm->effects_json, "[]") != 0 &&
-                      *cm->effects_json;
+    int has_effects = cm->effects_json && strcmp(cm->effects_json, "[]") != 0 && *cm->effects_json;
 
     /* Index first, so the index is always a superset of non-empty outboxes. */
     if (has_effects) {
@@ -404,8 +400,7 @@ int fsm_store_outbox_pop(struct fsm_store *st, struct fsm_conv_key k, fsm_done_c
     return run_int(st, k, pop_lua, 0, cb, ud);
 }
 
-int fsm_store_lease_release(struct fsm_store *st, struct fsm_conv_key k, fsm_done_cb cb,
-                            void *ud)
+int fsm_store_lease_release(struct fsm_store *st, struct fsm_conv_key k, fsm_done_cb cb, void *ud)
 {
     return run_int(st, k, release_lua, 1, cb, ud);
 }
@@ -443,8 +438,7 @@ static void on_sweep(struct rds_client *c, redisReply *reply, void *ud)
     free(sc);
 }
 
-int fsm_store_sweep(struct fsm_store *st, int64_t older_than_ms, int max, fsm_key_cb cb,
-                    void *ud)
+int fsm_store_sweep(struct fsm_store *st, int64_t older_than_ms, int max, fsm_key_cb cb, void *ud)
 {
     char upto[24], lim[16];
     snprintf(upto, sizeof(upto), "%" PRIu64, vn_wall_ms() - (uint64_t)older_than_ms);
@@ -520,8 +514,9 @@ static void on_remember_loaded(int status, struct fsm_stored *s, void *ud)
     char ver[24];
     make_keys(rc->k, &ks);
     snprintf(ver, sizeof(ver), "%" PRId64, s->version);
-    const char *argv[] = {"EVAL", setdata_lua, "1", ks.conv, ver,
-                          json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN)};
+    const char *argv[] = {"EVAL", setdata_lua,
+                          "1",    ks.conv,
+                          ver,    json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN)};
     int r = rds_command_argv(rc->st->redis, on_setdata, rc, (int)VN_ARRAY_LEN(argv), argv, NULL);
     json_object_put(d);
     if (r != 0)

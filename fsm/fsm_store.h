@@ -38,10 +38,10 @@ struct fsm_conv_key {
 };
 
 struct fsm_stored {
-    char *flow;       /* NULL when no flow is active */
+    char *flow; /* NULL when no flow is active */
     char *state;
-    char *data_json;  /* "{}" when empty */
-    int64_t version;  /* 0 = never stored */
+    char *data_json; /* "{}" when empty */
+    int64_t version; /* 0 = never stored */
     int64_t updated_at;
     int64_t entered_at;
     int64_t timeout_at; /* pending state timeout deadline, 0 = none */
@@ -57,7 +57,7 @@ enum fsm_commit_status {
 };
 
 struct fsm_commit {
-    const char *flow;       /* NULL = flow ended */
+    const char *flow; /* NULL = flow ended */
     const char *state;
     const char *data_json;
     int64_t entered_at;
@@ -69,17 +69,17 @@ struct fsm_commit {
 
 struct fsm_commit_result {
     enum fsm_commit_status status;
-    int64_t version;   /* the new version (OK) or the current one (CONFLICT) */
-    int got_lease;     /* OK: this process now owns the outbox */
+    int64_t version; /* the new version (OK) or the current one (CONFLICT) */
+    int got_lease;   /* OK: this process now owns the outbox */
     int64_t outbox_len;
     const char *error; /* ERROR: why */
 };
 
 struct fsm_store_opts {
-    int64_t ttl_s;        /* conversation lifetime after the last step (default 30 days) */
-    int64_t dedup_ttl_s;  /* how long an update_id is remembered (default 1 day) */
-    int64_t lease_ms;     /* outbox lease (default 30 s) */
-    const char *owner;    /* this process's id for leases */
+    int64_t ttl_s;       /* conversation lifetime after the last step (default 30 days) */
+    int64_t dedup_ttl_s; /* how long an update_id is remembered (default 1 day) */
+    int64_t lease_ms;    /* outbox lease (default 30 s) */
+    const char *owner;   /* this process's id for leases */
 };
 
 struct fsm_store;
@@ -111,8 +111,7 @@ int fsm_store_outbox_pop(struct fsm_store *st, struct fsm_conv_key k, fsm_done_c
 
 /* Give the lease back; value 1 = released, 0 = batches remain (keep going),
  * -1 = not ours any more. */
-int fsm_store_lease_release(struct fsm_store *st, struct fsm_conv_key k, fsm_done_cb cb,
-                            void *ud);
+int fsm_store_lease_release(struct fsm_store *st, struct fsm_conv_key k, fsm_done_cb cb, void *ud);
 
 /* Try to take the lease (sweeper). value 1 = taken. */
 int fsm_store_lease_take(struct fsm_store *st, struct fsm_conv_key k, fsm_done_cb cb, void *ud);
@@ -124,8 +123,7 @@ int fsm_store_lease_take(struct fsm_store *st, struct fsm_conv_key k, fsm_done_c
  * lease) are removed as they are found.
  */
 typedef void (*fsm_key_cb)(int status, struct fsm_conv_key k, void *ud);
-int fsm_store_sweep(struct fsm_store *st, int64_t older_than_ms, int max, fsm_key_cb cb,
-                    void *ud);
+int fsm_store_sweep(struct fsm_store *st, int64_t older_than_ms, int max, fsm_key_cb cb, void *ud);
 
 /*
  * Set data[field] = value in the stored conversation (a "remember" effect:

@@ -123,8 +123,8 @@ static struct fsm_conv_key fresh_key(void)
 static void commit(struct fx *f, struct fsm_store *st, struct fsm_conv_key k, int64_t expect,
                    int64_t update_id, const char *state, const char *effects)
 {
-    struct fsm_commit c = {"remind", state, "{\"what\":\"milk\"}", 1000, 0, effects, update_id,
-                           expect};
+    struct fsm_commit c = {"remind",  state, "{\"what\":\"milk\"}", 1000, 0, effects,
+                           update_id, expect};
     assert_int_equal(fsm_store_commit(st, k, &c, on_commit, f), 0);
     wait_done(f);
 }

@@ -295,9 +295,12 @@ static void test_metrics_counted(void **state)
     request(f, "GET", "/nope", NULL, &r);
     struct vn_buf b = VN_BUF_INIT;
     met_format(f->metrics, &b);
-    assert_non_null(strstr(b.data, "vestnik_http_requests_total{route=\"/ping\",method=\"GET\",code=\"200\"} 2"));
-    assert_non_null(strstr(b.data, "vestnik_http_requests_total{route=\"unmatched\",method=\"GET\",code=\"404\"} 1"));
-    assert_non_null(strstr(b.data, "vestnik_http_request_duration_seconds_count{route=\"/ping\"} 2"));
+    assert_non_null(strstr(
+        b.data, "vestnik_http_requests_total{route=\"/ping\",method=\"GET\",code=\"200\"} 2"));
+    assert_non_null(strstr(
+        b.data, "vestnik_http_requests_total{route=\"unmatched\",method=\"GET\",code=\"404\"} 1"));
+    assert_non_null(
+        strstr(b.data, "vestnik_http_request_duration_seconds_count{route=\"/ping\"} 2"));
     vn_buf_free(&b);
 }
 

@@ -398,14 +398,10 @@ int main(void)
     vn_log_set_level(VN_LOG_ERROR);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_methods_round_trip),
-        cmocka_unit_test(test_get_updates),
-        cmocka_unit_test(test_429_is_waited_out),
-        cmocka_unit_test(test_5xx_retried_then_given_up),
-        cmocka_unit_test(test_403_is_blocked),
-        cmocka_unit_test(test_bad_request),
-        cmocka_unit_test(test_network_error),
-        cmocka_unit_test(test_limited_429_pauses_chat),
+        cmocka_unit_test(test_methods_round_trip), cmocka_unit_test(test_get_updates),
+        cmocka_unit_test(test_429_is_waited_out),  cmocka_unit_test(test_5xx_retried_then_given_up),
+        cmocka_unit_test(test_403_is_blocked),     cmocka_unit_test(test_bad_request),
+        cmocka_unit_test(test_network_error),      cmocka_unit_test(test_limited_429_pauses_chat),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();

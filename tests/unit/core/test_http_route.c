@@ -29,8 +29,7 @@ static struct http_router *make(void)
     assert_int_equal(http_router_add(r, HTTP_GET, "/v1/notifications/{id}", h_b, "get"), 0);
     assert_int_equal(http_router_add(r, HTTP_GET, "/v1/notifications/stats", h_a, "stats"), 0);
     assert_int_equal(http_router_add(r, HTTP_PUT | HTTP_DELETE, "/v1/users/{id}", h_b, "user"), 0);
-    assert_int_equal(
-        http_router_add(r, HTTP_GET, "/v1/users/{user}/links/{link}", h_a, "link"), 0);
+    assert_int_equal(http_router_add(r, HTTP_GET, "/v1/users/{user}/links/{link}", h_a, "link"), 0);
     return r;
 }
 
@@ -143,9 +142,9 @@ static void test_method_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_literal_match),      cmocka_unit_test(test_params),
+        cmocka_unit_test(test_literal_match),       cmocka_unit_test(test_params),
         cmocka_unit_test(test_literal_beats_param), cmocka_unit_test(test_method_not_allowed),
-        cmocka_unit_test(test_bad_patterns),       cmocka_unit_test(test_method_names),
+        cmocka_unit_test(test_bad_patterns),        cmocka_unit_test(test_method_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,7 +51,8 @@ static void test_user_without_password(void **state)
     assert_string_equal(u.user, "secretish");
     assert_string_equal(u.password, "");
     /* and whatever rds_parse_url calls a password, redaction hides */
-    const char *url = "redis://>s\x94" "cret@126.0.0.4secret0";
+    const char *url = "redis://>s\x94"
+                      "cret@126.0.0.4secret0";
     assert_int_equal(rds_parse_url(url, &u, err, sizeof(err)), 0);
     assert_string_equal(u.password, "");
     url = "redis://u:longpassword@h:1/0";
