@@ -8,9 +8,18 @@ set -euo pipefail
 vn_load_env
 
 vn_start_fake
-# a webhook left over from elsewhere must not block polling
-vn_fake POST "/bot$VN_TOKEN/setWebhook" '{"url":"http://127.0.0.1:9/hook"}'
-vn_assert_eq "$VN_STATUS" 200 "a stale webhook is set on the fake"
+
+# vestnik bot --set-webhook registers the URL with the secret and allowed updates
+out="$(TELEGRAM_API_URL="$VN_FAKE_URL" TELEGRAM_BOT_TOKEN="$VN_TOKEN" TELEGRAM_WEBHOOK_SECRET=hook-secret \
+	"$VESTNIK_BIN" bot --set-webhook http://127.0.0.1:9/hook 2>&1)" || vn_fail "--set-webhook failed: $out"
+vn_assert_contains "$out" "webhook set" "vestnik bot --set-webhook reports success"
+vn_fake GET "/_fake/calls?method=setWebhook"
+vn_assert_contains "$VN_BODY" '"secret_token":"hook-secret"' "... with the secret token"
+vn_assert_contains "$VN_BODY" 'callback_query' "... and the allowed updates"
+code=0; out="$(TELEGRAM_BOT_TOKEN= "$VESTNIK_BIN" bot --set-webhook http://x/ 2>&1)" || code=$?
+vn_assert_eq "$code" 2 "--set-webhook without a token exits 2"
+vn_assert_contains "$out" "TELEGRAM_BOT_TOKEN is empty" "... saying which variable to set"
+# that webhook is now stale: it must not block polling
 
 export TELEGRAM_API_URL="$VN_FAKE_URL" TELEGRAM_BOT_TOKEN="$VN_TOKEN"
 export FLOWS_DIR="$VN_SOURCE_DIR/examples/reminders/flows"
