@@ -44,6 +44,7 @@ struct job {
     json_object *data;        /* START */
     int64_t update_id;        /* -1 when not an update */
     struct http_request *req; /* WEBHOOK / API: answered when the job ends */
+    char *timeout_member;     /* TIMEOUT: the schedule entry, put back if the job fails */
     struct set_ref *set;
     int attempts;
     void (*done)(struct job *j, int ok);
@@ -167,6 +168,7 @@ static void job_free(struct job *j)
     free(j->state);
     json_object_put(j->data);
     set_put(j->set);
+    free(j->timeout_member);
     free(j);
 }
 
@@ -192,6 +194,18 @@ static void job_end(struct job *j, int status, const char *code, const char *msg
     }
     if (j->done)
         j->done(j, status == 200);
+    if (j->src == JOB_TIMEOUT && status != 200 && j->timeout_member) {
+        /* The claim removed the entry; the step did not land: schedule it
+         * again a second from now, so the timeout is late, never lost. */
+        char score[24];
+        snprintf(score, sizeof(score), "%" PRIu64, vn_wall_ms() + 1000);
+        const char *argv[] = {"ZADD", TIMEOUTS_KEY, score, j->timeout_member};
+        if (rds_command_argv(rt->opt.redis, NULL, NULL, 4, argv, NULL) != 0)
+            vn_error("bot",
+                     "a state timeout for %" PRId64 ":%" PRId64 " could not be put back "
+                     "(Redis down): %s",
+                     q->key.chat_id, q->key.user_id, j->timeout_member);
+    }
     q->head = j->next;
     if (q->head == NULL)
         q->tail = NULL;
@@ -420,6 +434,31 @@ static void on_member_saved(struct pgc_client *c, PGresult *res, const char *err
 }
 
 /*
+ * Record a block or unblock in PostgreSQL (cb may be NULL: fire and forget,
+ * as in polling mode). Returns 0 when the query was queued (or there is
+ * nothing to record).
+ */
+static int record_member(struct bot_runtime *rt, const struct tg_update *u, pgc_result_fn cb,
+                         void *ud)
+{
+    const struct tg_chat_member_updated *m = u->my_chat_member;
+    if (!m->blocked && !m->unblocked)
+        return 0;
+    count_update(rt, "my_chat_member", m->blocked ? "blocked" : "unblocked");
+    vn_info("bot", "user %" PRId64 " %s the bot", m->from.id, m->blocked ? "blocked" : "unblocked");
+    if (rt->opt.pg == NULL)
+        return 0;
+    char uid[24];
+    snprintf(uid, sizeof(uid), "%" PRId64, m->from.id);
+    const char *params[] = {uid, m->blocked ? "false" : "true"};
+    return pgc_query(rt->opt.pg,
+                     "UPDATE bot.telegram_links SET active = $2::boolean, "
+                     "blocked_at = CASE WHEN $2::boolean THEN blocked_at ELSE now() END "
+                     "WHERE telegram_user_id = $1::bigint",
+                     2, params, cb, ud);
+}
+
+/*
  * A private chat's member status changed: blocked -> the link goes inactive
  * (delivery falls back to the next channel), unblocked -> active again.
  * Answered 200 only once PostgreSQL has it, so Telegram retries otherwise.
@@ -433,23 +472,15 @@ static void handle_member(struct bot_runtime *rt, struct http_request *req,
         http_respond(req, 200, "application/json", "{\"ok\":true}\n", 12);
         return;
     }
-    count_update(rt, "my_chat_member", m->blocked ? "blocked" : "unblocked");
-    vn_info("bot", "user %" PRId64 " %s the bot", m->from.id, m->blocked ? "blocked" : "unblocked");
     if (rt->opt.pg == NULL) {
+        record_member(rt, u, NULL, NULL);
         http_respond(req, 200, "application/json", "{\"ok\":true}\n", 12);
         return;
     }
-    char uid[24];
-    snprintf(uid, sizeof(uid), "%" PRId64, m->from.id);
-    const char *params[] = {uid, m->blocked ? "false" : "true"};
     struct member_call *mc = xmalloc(sizeof(*mc));
     mc->rt = rt;
     mc->req = req;
-    if (pgc_query(rt->opt.pg,
-                  "UPDATE bot.telegram_links SET active = $2::boolean, "
-                  "blocked_at = CASE WHEN $2::boolean THEN blocked_at ELSE now() END "
-                  "WHERE telegram_user_id = $1::bigint",
-                  2, params, on_member_saved, mc) != 0) {
+    if (record_member(rt, u, on_member_saved, mc) != 0) {
         free(mc);
         http_resp_header(req, "retry-after", "1");
         http_respond_error(req, 503, "unavailable", "PostgreSQL is not connected");
@@ -720,19 +751,26 @@ static void on_updates(const struct tg_result *r, void *ud)
     rt->poll_failed = 0;
     rt->poll_max_id = rt->poll_offset - 1;
     for (size_t i = 0; i < n; i++) {
-        const char *s = json_object_to_json_string_ext(json_object_array_get_idx(r->result, i),
-                                                       JSON_C_TO_STRING_PLAIN);
+        json_object *raw = json_object_array_get_idx(r->result, i), *idv = NULL;
+        /* Move past every update, even one that does not parse, or the next
+         * getUpdates would return it again at once. */
+        if (json_object_object_get_ex(raw, "update_id", &idv) &&
+            json_object_get_int64(idv) > rt->poll_max_id)
+            rt->poll_max_id = json_object_get_int64(idv);
+        const char *s = json_object_to_json_string_ext(raw, JSON_C_TO_STRING_PLAIN);
         struct tg_error err;
         struct tg_update *u = tg_update_parse(s, strlen(s), NULL, &err);
         if (u == NULL) {
             vn_warn("bot", "polling: skipping a malformed update: %s: %s", err.path, err.msg);
             continue;
         }
-        if (u->update_id > rt->poll_max_id)
-            rt->poll_max_id = u->update_id;
+        if (u->kind == TG_UPDATE_MY_CHAT_MEMBER) {
+            record_member(rt, u, NULL, NULL);
+            tg_update_free(u);
+            continue;
+        }
         struct fsm_conv_key k;
-        if (u->kind == TG_UPDATE_UNKNOWN || u->kind == TG_UPDATE_MY_CHAT_MEMBER ||
-            update_key(u, &k) != 0) {
+        if (u->kind == TG_UPDATE_UNKNOWN || update_key(u, &k) != 0) {
             tg_update_free(u);
             continue;
         }
@@ -806,6 +844,7 @@ static void on_zrem(struct rds_client *c, redisReply *reply, void *ud)
             j->in.kind = FSM_IN_TIMEOUT;
             j->in.flow = j->flow;
             j->in.state = j->state;
+            j->timeout_member = xstrdup(cl->member);
             json_object_put(o);
             enqueue(cl->rt, j, k);
         }
@@ -1151,6 +1190,19 @@ static void on_published(void *ud, int ok, const char *why)
     effect_next(b);
 }
 
+/* The timeout is in the schedule only once Redis said so. */
+static void on_scheduled(struct rds_client *c, redisReply *reply, void *ud)
+{
+    struct batch *b = ud;
+    (void)c;
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        count_effect(b->q->rt, "schedule_timeout", "ok");
+        effect_next(b);
+    } else {
+        batch_abort(b, 2000);
+    }
+}
+
 static void run_effect(struct batch *b)
 {
     struct conv_q *q = b->q;
@@ -1162,6 +1214,8 @@ static void run_effect(struct batch *b)
     json_object *e = json_object_array_get_idx(b->effects, b->idx);
     const char *type = jstr(e, "kind");
     int64_t chat = jint(e, "chat_id", q->key.chat_id);
+    if (b->idx > 0)
+        fsm_store_lease_touch(rt->store, q->key); /* long batches keep their lease */
     struct vn_buf text = VN_BUF_INIT;
     const char *pm = NULL;
     int rc = 0;
@@ -1240,13 +1294,10 @@ static void run_effect(struct batch *b)
         snprintf(score, sizeof(score), "%" PRId64, at);
         const char *argv[] = {"ZADD", TIMEOUTS_KEY, score,
                               json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN)};
-        rc = rds_command_argv(rt->opt.redis, NULL, NULL, 4, argv, NULL);
+        rc = rds_command_argv(rt->opt.redis, on_scheduled, b, 4, argv, NULL);
         json_object_put(m);
-        if (rc == 0) {
-            count_effect(rt, type, "ok");
-            effect_next(b);
-            return;
-        }
+        if (rc == 0)
+            return; /* on_scheduled goes on */
     } else {
         /* cancel_timeout (stale timers are ignored by the engine), end_flow
          * (informational) and kinds this version does not know. */
@@ -1265,6 +1316,12 @@ static void on_swept_take(int status, int64_t value, void *ud)
     struct bot_runtime *rt = q->rt;
     q->exec_running = 0; /* held while the take was in flight */
     rt->execs--;
+    if (q->exec_again && !rt->closing) {
+        /* a commit here got the lease meanwhile and asked for the executor */
+        q->exec_again = 0;
+        exec_start(rt, q);
+        return;
+    }
     if (status == 0 && value == 1 && !rt->closing) {
         vn_info("bot", "sweeper: taking over the outbox of %" PRId64 ":%" PRId64, q->key.chat_id,
                 q->key.user_id);

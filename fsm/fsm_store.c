@@ -50,9 +50,16 @@ static const char commit_lua[] =
     "end\n"
     "return {1, nv, lease, n}\n";
 
-/* KEYS: lease, outbox. ARGV: owner. */
+/* KEYS: lease, outbox. ARGV: owner, lease_ms. Renews the lease: a batch may
+ * take a while (retries, the per-chat rate). */
 static const char head_lua[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end\n"
+                               "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
                                "return redis.call('LINDEX', KEYS[2], 0)\n";
+
+/* KEYS: lease, outbox. ARGV: owner, lease_ms. 1 renewed, 0 not ours. */
+static const char touch_lua[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+                                "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                                "return 1\n";
 
 /* KEYS: lease, outbox. ARGV: owner, lease_ms. Returns batches left or -1. */
 static const char pop_lua[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
@@ -68,11 +75,16 @@ static const char release_lua[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then
                                   "redis.call('DEL', KEYS[1])\n"
                                   "return 1\n";
 
-/* KEYS: lease, outbox. ARGV: owner, lease_ms. 1 taken (and work waits), 2 taken
- * but nothing to do (released again), 0 held by someone else. */
+/* KEYS: lease, outbox. ARGV: owner, lease_ms. 1 taken (or already ours) and
+ * work waits, 2 nothing to do, 0 held by someone else. */
 static const char take_lua[] =
     "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"
     "  if redis.call('LLEN', KEYS[2]) == 0 then redis.call('DEL', KEYS[1]); return 2 end\n"
+    "  return 1\n"
+    "end\n"
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "  if redis.call('LLEN', KEYS[2]) == 0 then return 2 end\n"
     "  return 1\n"
     "end\n"
     "return 0\n";
@@ -338,7 +350,9 @@ int fsm_store_outbox_head(struct fsm_store *st, struct fsm_conv_key k, fsm_batch
 {
     struct keys ks;
     make_keys(k, &ks);
-    const char *argv[] = {"EVAL", head_lua, "2", ks.lease, ks.outbox, st->owner};
+    char lease_ms[24];
+    snprintf(lease_ms, sizeof(lease_ms), "%" PRId64, st->opt.lease_ms);
+    const char *argv[] = {"EVAL", head_lua, "2", ks.lease, ks.outbox, st->owner, lease_ms};
     struct batch_call *bc = xmalloc(sizeof(*bc));
     bc->cb = cb;
     bc->ud = ud;
@@ -351,7 +365,7 @@ int fsm_store_outbox_head(struct fsm_store *st, struct fsm_conv_key k, fsm_batch
 struct int_call {
     struct fsm_store *st;
     struct fsm_conv_key k;
-    int release; /* drop the index entry when released */
+    int64_t empty; /* the script's answer for "outbox empty": drop the index entry */
     fsm_done_cb cb;
     void *ud;
 };
@@ -361,21 +375,25 @@ static void on_int(struct rds_client *c, redisReply *reply, void *ud)
     struct int_call *ic = ud;
     (void)c;
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        ic->cb(VN_EDOWN, 0, ic->ud);
+        if (ic->cb)
+            ic->cb(VN_EDOWN, 0, ic->ud);
         free(ic);
         return;
     }
-    if (ic->release && (reply->integer == 1 || reply->integer == 2)) {
+    if (ic->empty && reply->integer == ic->empty) {
         struct keys ks;
         make_keys(ic->k, &ks);
         const char *zargv[] = {"ZREM", INDEX_KEY, ks.member};
         rds_command_argv(ic->st->redis, on_ignore, NULL, 3, zargv, NULL);
     }
-    ic->cb(0, reply->integer, ic->ud);
+    if (ic->cb)
+        ic->cb(0, reply->integer, ic->ud);
     free(ic);
 }
 
-static int run_int(struct fsm_store *st, struct fsm_conv_key k, const char *script, int release,
+/* Run a lease/outbox script; empty (non-zero) is its answer meaning "the
+ * outbox is empty", after which the sweeper's index entry is dropped. */
+static int run_int(struct fsm_store *st, struct fsm_conv_key k, const char *script, int64_t empty,
                    fsm_done_cb cb, void *ud)
 {
     struct keys ks;
@@ -386,7 +404,7 @@ static int run_int(struct fsm_store *st, struct fsm_conv_key k, const char *scri
     struct int_call *ic = xmalloc(sizeof(*ic));
     ic->st = st;
     ic->k = k;
-    ic->release = release;
+    ic->empty = empty;
     ic->cb = cb;
     ic->ud = ud;
     int rc = rds_command_argv(st->redis, on_int, ic, (int)VN_ARRAY_LEN(argv), argv, NULL);
@@ -405,9 +423,14 @@ int fsm_store_lease_release(struct fsm_store *st, struct fsm_conv_key k, fsm_don
     return run_int(st, k, release_lua, 1, cb, ud);
 }
 
+int fsm_store_lease_touch(struct fsm_store *st, struct fsm_conv_key k)
+{
+    return run_int(st, k, touch_lua, 0, NULL, NULL);
+}
+
 int fsm_store_lease_take(struct fsm_store *st, struct fsm_conv_key k, fsm_done_cb cb, void *ud)
 {
-    return run_int(st, k, take_lua, 1, cb, ud);
+    return run_int(st, k, take_lua, 2, cb, ud);
 }
 
 /* ---- sweep ----------------------------------------------------------------- */

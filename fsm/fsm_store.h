@@ -113,7 +113,11 @@ int fsm_store_outbox_pop(struct fsm_store *st, struct fsm_conv_key k, fsm_done_c
  * -1 = not ours any more. */
 int fsm_store_lease_release(struct fsm_store *st, struct fsm_conv_key k, fsm_done_cb cb, void *ud);
 
-/* Try to take the lease (sweeper). value 1 = taken. */
+/* Keep the lease while a long batch runs (fire and forget). */
+int fsm_store_lease_touch(struct fsm_store *st, struct fsm_conv_key k);
+
+/* Try to take the lease (sweeper). value 1 = taken (or already ours) and
+ * batches wait, 2 = nothing to do, 0 = another process holds it. */
 int fsm_store_lease_take(struct fsm_store *st, struct fsm_conv_key k, fsm_done_cb cb, void *ud);
 
 /*
