@@ -44,6 +44,22 @@ struct vn_config {
     char *default_locale;
     char *default_time_zone;
     int64_t conversation_ttl_ms;
+    char *notify_queue_prefix;
+    char *notify_retry_ladder;
+    int notify_max_attempts;
+    int64_t notify_max_event_bytes;
+    int64_t notify_claim_lease_ms;
+    int64_t notify_poll_interval_ms;
+    int notify_batch;
+    char *smtp_host;
+    int smtp_port;
+    int smtp_starttls; /* 0 off, 1 try, 2 required */
+    char *smtp_user;
+    char *smtp_password;
+    char *smtp_from;
+    int smtp_threads;
+    int smtp_batch;
+    int64_t smtp_timeout_ms;
 };
 
 enum cfg_type { CFG_STRING, CFG_INT, CFG_SIZE, CFG_DURATION, CFG_ENUM, CFG_URL };
