@@ -1,3 +1,4 @@
+#include "notifier/ntf_envelope.h"
 #include "bot_runtime.h"
 
 #include <inttypes.h>
@@ -286,6 +287,14 @@ static const char *update_language(const struct tg_update *u)
 }
 
 /* The conversation was read: run the step and commit it. */
+static const char *jstr(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
 static void on_loaded(int status, struct fsm_stored *s, void *ud)
 {
     struct job *j = ud;
@@ -351,6 +360,20 @@ static void on_loaded(int status, struct fsm_stored *s, void *ud)
                       : "{}";
     c.entered_at = res.next.entered_at;
     c.timeout_at = res.next.timeout_at;
+    /* Publishes get their envelope's id, time and locale now, so running the
+     * outbox again after a crash publishes the same event (the notifier
+     * delivers an id once). */
+    for (size_t i = 0; i < neffects; i++) {
+        json_object *e = json_object_array_get_idx(res.effects, i);
+        const char *kind = jstr(e, "kind");
+        if (kind && strcmp(kind, "publish") == 0 && jstr(e, "id") == NULL) {
+            char id[37];
+            ntf_uuid_random(id);
+            json_object_object_add(e, "id", json_object_new_string(id));
+            json_object_object_add(e, "at_ms", json_object_new_int64(ctx.now_ms));
+            json_object_object_add(e, "locale", json_object_new_string(ctx.locale));
+        }
+    }
     c.effects_json =
         neffects ? json_object_to_json_string_ext(res.effects, JSON_C_TO_STRING_PLAIN) : NULL;
     c.update_id = j->update_id;
@@ -605,14 +628,6 @@ static void on_link_found(struct pgc_client *c, PGresult *res, const char *err, 
     struct fsm_conv_key k = {strtoll(PQgetvalue(res, 0, 0), NULL, 10),
                              strtoll(PQgetvalue(res, 0, 1), NULL, 10)};
     api_enqueue(a, k);
-}
-
-static const char *jstr(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
 }
 
 /*
@@ -1203,6 +1218,42 @@ static void on_scheduled(struct rds_client *c, redisReply *reply, void *ud)
     }
 }
 
+/*
+ * The event envelope of a publish effect (docs/asyncapi.yaml): the flow's
+ * payload is the data; the recipient is the conversation's Telegram user,
+ * whom the notifier resolves to a registered user if the account is linked.
+ */
+static void envelope(struct conv_q *q, json_object *e, struct vn_buf *out)
+{
+    json_object *env = json_object_new_object(), *payload = NULL, *r = json_object_new_object();
+    char id[37], ts[40];
+    const char *given = jstr(e, "id");
+    if (given)
+        snprintf(id, sizeof(id), "%s", given);
+    else
+        ntf_uuid_random(id); /* effects committed before ids existed */
+    ntf_format_rfc3339(jint(e, "at_ms", (int64_t)vn_wall_ms()), ts, sizeof(ts));
+    json_object_object_add(env, "id", json_object_new_string(id));
+    json_object_object_add(env, "type", json_object_new_string(jstr(e, "event")));
+    json_object_object_add(env, "version", json_object_new_int(1));
+    json_object_object_add(env, "occurred_at", json_object_new_string(ts));
+    json_object_object_add(env, "source", json_object_new_string("vestnik-bot"));
+    json_object_object_add(r, "telegram_user_id", json_object_new_int64(q->key.user_id));
+    json_object_object_add(r, "chat_id", json_object_new_int64(q->key.chat_id));
+    if (jstr(e, "locale"))
+        json_object_object_add(r, "locale", json_object_new_string(jstr(e, "locale")));
+    json_object *list = json_object_new_array();
+    json_object_array_add(list, r);
+    json_object_object_add(env, "recipients", list);
+    if (json_object_object_get_ex(e, "payload", &payload) &&
+        json_object_is_type(payload, json_type_object))
+        json_object_object_add(env, "data", json_object_get(payload));
+    else
+        json_object_object_add(env, "data", json_object_new_object());
+    vn_buf_puts(out, json_object_to_json_string_ext(env, JSON_C_TO_STRING_PLAIN));
+    json_object_put(env);
+}
+
 static void run_effect(struct batch *b)
 {
     struct conv_q *q = b->q;
@@ -1268,18 +1319,17 @@ static void run_effect(struct batch *b)
         vn_buf_free(&text);
     } else if (strcmp(type, "publish") == 0) {
         const char *event = jstr(e, "event");
-        json_object *payload = NULL;
-        json_object_object_get_ex(e, "payload", &payload);
-        const char *body =
-            payload ? json_object_to_json_string_ext(payload, JSON_C_TO_STRING_PLAIN) : "{}";
         if (rt->opt.mq == NULL || event == NULL) {
             vn_error("bot", "publish effect without %s; skipped",
                      event ? "a RabbitMQ connection" : "an event type");
             effect_next(b);
             return;
         }
-        rc = mq_publish(rt->opt.mq, rt->opt.exchange, event, jstr(e, "id"), NULL, body,
-                        strlen(body), on_published, b);
+        struct vn_buf env = VN_BUF_INIT;
+        envelope(q, e, &env);
+        rc = mq_publish(rt->opt.mq, rt->opt.exchange, event, jstr(e, "id"), NULL, env.data, env.len,
+                        on_published, b);
+        vn_buf_free(&env);
     } else if (strcmp(type, "schedule_timeout") == 0) {
         json_object *m = json_object_new_object();
         int64_t at = jint(e, "at_ms", 0);

@@ -114,7 +114,7 @@ struct mq_thread {
     size_t n_inflight;
     uint64_t next_tag;
     /* consumer */
-    char consumer_tag[MQ_SHORTSTR_MAX + 1];
+    char consumer_tag[MQ_MAX_QUEUES][MQ_SHORTSTR_MAX + 1];
     int cancel_sent;
 };
 
@@ -132,7 +132,9 @@ struct mq_client {
     mq_topology_fn topology;
     mq_state_cb on_state;
     void *ud;
-    char *queue;
+    char *queue; /* as given: names separated by commas */
+    char *queues[MQ_MAX_QUEUES];
+    size_t n_queues;
     uint16_t prefetch;
     mq_message_cb on_message;
     void *msg_ud;
@@ -656,19 +658,21 @@ static int conn_open(struct mq_thread *t)
             reply_why(t, "basic.qos failed", r);
             goto out;
         }
-        amqp_basic_consume_ok_t *ok =
-            amqp_basic_consume(conn, MQ_CHANNEL, amqp_cstring_bytes(c->queue), amqp_empty_bytes, 0,
-                               0, 0, amqp_empty_table);
-        r = amqp_get_rpc_reply(conn);
-        if (ok == NULL || r.reply_type != AMQP_RESPONSE_NORMAL) {
-            char what[MQ_SHORTSTR_MAX + 64];
-            snprintf(what, sizeof(what), "basic.consume on queue '%s' failed", c->queue);
-            reply_why(t, what, r);
-            goto out;
+        for (size_t q = 0; q < c->n_queues; q++) {
+            amqp_basic_consume_ok_t *ok =
+                amqp_basic_consume(conn, MQ_CHANNEL, amqp_cstring_bytes(c->queues[q]),
+                                   amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+            r = amqp_get_rpc_reply(conn);
+            if (ok == NULL || r.reply_type != AMQP_RESPONSE_NORMAL) {
+                char what[MQ_SHORTSTR_MAX + 64];
+                snprintf(what, sizeof(what), "basic.consume on queue '%s' failed", c->queues[q]);
+                reply_why(t, what, r);
+                goto out;
+            }
+            size_t n = min_u64(ok->consumer_tag.len, sizeof(t->consumer_tag[q]) - 1);
+            memcpy(t->consumer_tag[q], ok->consumer_tag.bytes, n);
+            t->consumer_tag[q][n] = '\0';
         }
-        size_t n = min_u64(ok->consumer_tag.len, sizeof(t->consumer_tag) - 1);
-        memcpy(t->consumer_tag, ok->consumer_tag.bytes, n);
-        t->consumer_tag[n] = '\0';
         t->cancel_sent = 0;
     }
     amqp_maybe_release_buffers(conn);
@@ -1007,14 +1011,16 @@ static int cons_flush(struct mq_thread *t)
         free(a);
     }
     if (rc == 0 && closing && !t->cancel_sent && t->conn) {
-        amqp_basic_cancel_t m;
-        m.consumer_tag = amqp_cstring_bytes(t->consumer_tag);
-        m.nowait = 0;
         t->cancel_sent = 1;
-        int s = amqp_send_method(t->conn, MQ_CHANNEL, AMQP_BASIC_CANCEL_METHOD, &m);
-        if (s != AMQP_STATUS_OK) {
-            set_why(t, "basic.cancel failed: %s", amqp_error_string2(s));
-            rc = VN_EIO;
+        for (size_t q = 0; q < t->c->n_queues && rc == 0; q++) {
+            amqp_basic_cancel_t m;
+            m.consumer_tag = amqp_cstring_bytes(t->consumer_tag[q]);
+            m.nowait = 0;
+            int s = amqp_send_method(t->conn, MQ_CHANNEL, AMQP_BASIC_CANCEL_METHOD, &m);
+            if (s != AMQP_STATUS_OK) {
+                set_why(t, "basic.cancel failed: %s", amqp_error_string2(s));
+                rc = VN_EIO;
+            }
         }
     }
     return rc;
@@ -1040,6 +1046,10 @@ static int cons_on_deliver(struct mq_thread *t, const amqp_frame_t *f)
     m->msg.redelivered = d->redelivered != 0;
     m->msg.generation = t->generation;
     m->msg.client = c;
+    for (size_t q = 0; q < c->n_queues; q++)
+        if (d->consumer_tag.len == strlen(t->consumer_tag[q]) &&
+            memcmp(d->consumer_tag.bytes, t->consumer_tag[q], d->consumer_tag.len) == 0)
+            m->msg.queue = c->queues[q];
 
     amqp_rpc_reply_t rr = amqp_read_message(t->conn, f->channel, &am, 0);
     if (rr.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
@@ -1102,7 +1112,7 @@ static int cons_on_frame(struct mq_thread *t, const amqp_frame_t *f)
     case AMQP_BASIC_DELIVER_METHOD:
         return cons_on_deliver(t, f);
     case AMQP_BASIC_CANCEL_METHOD:
-        set_why(t, "broker cancelled the consumer on queue '%s' (deleted or moved?)", t->c->queue);
+        set_why(t, "broker cancelled a consumer on queues '%s' (deleted or moved?)", t->c->queue);
         t->close_polite = 1;
         return VN_EIO;
     case AMQP_BASIC_CANCEL_OK_METHOD:
@@ -1267,6 +1277,8 @@ static void client_free(struct mq_client *c)
     free(c->url_buf);
     free(c->name);
     free(c->queue);
+    for (size_t q = 0; q < c->n_queues; q++)
+        free(c->queues[q]);
     free(c);
 }
 
@@ -1453,12 +1465,23 @@ struct mq_client *mq_client_new(uv_loop_t *loop, const struct mq_options *opt,
 int mq_consume(struct mq_client *c, const char *queue, uint16_t prefetch, mq_message_cb on_message,
                void *ud)
 {
-    if (c == NULL || queue == NULL || on_message == NULL || strlen(queue) > MQ_SHORTSTR_MAX)
+    if (c == NULL || queue == NULL || on_message == NULL || *queue == '\0')
         return VN_EINVAL;
     if (c->close_called)
         return VN_ESTATE;
     if (c->cons.started || c->queue)
         return VN_ECONFLICT;
+    for (const char *p = queue; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == 0 || n > MQ_SHORTSTR_MAX || c->n_queues == MQ_MAX_QUEUES) {
+            for (size_t q = 0; q < c->n_queues; q++)
+                free(c->queues[q]);
+            c->n_queues = 0;
+            return VN_EINVAL;
+        }
+        c->queues[c->n_queues++] = xstrndup(p, n);
+        p += n + (p[n] == ',');
+    }
     c->queue = xstrdup(queue);
     c->prefetch = prefetch;
     c->on_message = on_message;

@@ -65,6 +65,7 @@ struct mq_message {
     int redelivered;
     uint64_t delivery_tag;
     uint64_t generation; /* which connection it arrived on; stale acks are dropped */
+    const char *queue;   /* the queue it came from (owned by the client) */
     struct mq_client *client;
 };
 
@@ -81,9 +82,13 @@ typedef void (*mq_state_cb)(void *ud, const char *role, int connected);
 struct mq_client *mq_client_new(uv_loop_t *loop, const struct mq_options *opt,
                                 mq_topology_fn topology, mq_state_cb on_state, void *ud);
 
+#define MQ_MAX_QUEUES 8
+
 /*
- * Start consuming queue with manual acks and basic.qos prefetch. Starts the
- * consumer thread on first call (one queue per client for now). on_message
+ * Start consuming with manual acks and basic.qos prefetch (per queue) from
+ * queue, which may name up to MQ_MAX_QUEUES queues separated by commas; they
+ * share the consumer thread, its connection and channel. Starts the consumer
+ * thread (one mq_consume per client). on_message
  * runs on the loop for each delivery. Returns 0, VN_EINVAL (bad arguments),
  * VN_ECONFLICT (second call), VN_ESTATE (closing) or VN_EIO (no thread).
  */

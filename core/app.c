@@ -10,6 +10,9 @@
 #include "bot/bot_runtime.h"
 #include "bot/tg_client.h"
 #include "fsm/fsm_date.h"
+#include "notifier/ntf_api.h"
+#include "notifier/ntf_email.h"
+#include "notifier/ntf_notifier.h"
 #include "templates/tpl.h"
 #include "templates/tpl_set.h"
 #include "common.h"
@@ -35,6 +38,11 @@ struct vn_app {
     struct bot_runtime *bot;   /* the bot role, when Telegram is on */
     struct tpl_set *templates; /* TEMPLATES_DIR, swapped on SIGHUP */
     struct fsm_tz *tz;         /* DEFAULT_TIME_ZONE */
+    struct ntf_notifier *ntf;  /* the notifier role */
+    struct ntf_email_pool *email;
+    struct ntf_api *api;
+    struct ntf_retry retry;
+    struct ntf_topology topo;
     struct vn_app_opts opts;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
@@ -138,6 +146,8 @@ static void h_metrics(struct http_request *req, void *ud)
 static int topology(amqp_connection_state_t conn, amqp_channel_t ch, void *ud)
 {
     const struct vn_app *app = ud;
+    if (app->role & VN_ROLE_NOTIFIER)
+        return ntf_declare_topology(conn, ch, &app->topo);
     amqp_exchange_declare(conn, ch, amqp_cstring_bytes(app->cfg->amqp_exchange),
                           amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
     amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
@@ -169,6 +179,10 @@ static void shutdown_all(struct vn_app *app)
     app->closed = 1;
     vn_info("main", "closing connections");
     bot_runtime_close(app->bot);
+    ntf_notifier_stop(app->ntf);
+    if (app->email)
+        ntf_email_pool_close(app->email, NULL, NULL);
+    app->email = NULL;
     http_server_close(app->http);
     rds_close(app->redis);
     pgc_close(app->pg);
@@ -187,8 +201,8 @@ static void shutdown_all(struct vn_app *app)
 static void on_drain_tick(uv_timer_t *t)
 {
     struct vn_app *app = t->data;
-    unsigned inflight =
-        http_server_inflight(app->http) + (app->bot ? bot_runtime_busy(app->bot) : 0);
+    unsigned inflight = http_server_inflight(app->http) +
+                        (app->bot ? bot_runtime_busy(app->bot) : 0) + ntf_notifier_busy(app->ntf);
     if (inflight == 0 || vn_now_ms() >= app->drain_deadline) {
         if (inflight)
             vn_warn("main", "drain timeout: %u requests still in flight", inflight);
@@ -210,6 +224,7 @@ static void on_signal(uv_signal_t *s, int signum)
         return;
     }
     app->draining = 1;
+    ntf_notifier_stop(app->ntf); /* stop taking events; batches in flight finish */
     app->drain_deadline = vn_now_ms() + (uint64_t)app->cfg->shutdown_timeout_ms;
     vn_info("main", "%s: draining (up to %lld ms)", strsignal(signum),
             (long long)app->cfg->shutdown_timeout_ms);
@@ -307,6 +322,90 @@ static int template_exists(const char *name, void *ud)
     return tpl_set_find(app->templates, name, TPL_PART_TELEGRAM, NULL, NULL) != NULL;
 }
 
+static int load_templates(struct vn_app *app)
+{
+    const struct vn_config *cfg = app->cfg;
+    struct vn_buf err = VN_BUF_INIT;
+    struct tpl_set_opts to = {cfg->default_locale, NULL, 0, 0};
+    if (app->templates)
+        return 0;
+    if (tpl_set_load(cfg->templates_dir, &to, &app->templates, &err) != 0) {
+        vn_error("main",
+                 "templates in %s do not load (set TEMPLATES_DIR, or run `vestnik template "
+                 "check`):\n%s",
+                 cfg->templates_dir, err.data ? err.data : "");
+        vn_buf_free(&err);
+        return -1;
+    }
+    vn_buf_free(&err);
+    return 0;
+}
+
+/* The domain part of SMTP_FROM, for Message-IDs. */
+static void from_domain(const char *from, char *buf, size_t len)
+{
+    const char *at = strrchr(from, '@');
+    size_t n = at ? strcspn(at + 1, "> ") : 0;
+    snprintf(buf, len, "%.*s", (int)n, at ? at + 1 : "");
+    if (*buf == '\0')
+        snprintf(buf, len, "vestnik.local");
+}
+
+/* The notifier role: e-mail senders, the consumer and scheduler, /v1 API. */
+static int start_notifier(struct vn_app *app)
+{
+    const struct vn_config *cfg = app->cfg;
+    char err[256], domain[128];
+    static const char *const tls[] = {"off", "try", "required"};
+    if (!(app->role & VN_ROLE_NOTIFIER))
+        return 0;
+    if (load_templates(app) != 0)
+        return -1;
+    if (cfg->smtp_host && *cfg->smtp_host) {
+        struct ntf_email_opts eo;
+        memset(&eo, 0, sizeof(eo));
+        from_domain(cfg->smtp_from, domain, sizeof(domain));
+        eo.host = cfg->smtp_host;
+        eo.port = cfg->smtp_port;
+        eo.starttls = tls[cfg->smtp_starttls];
+        eo.user = cfg->smtp_user;
+        eo.password = cfg->smtp_password;
+        eo.from = cfg->smtp_from;
+        eo.domain = domain;
+        eo.threads = (unsigned)cfg->smtp_threads;
+        eo.batch_max = (unsigned)cfg->smtp_batch;
+        eo.timeout_ms = cfg->smtp_timeout_ms;
+        app->email = ntf_email_pool_new(&app->loop, &eo, err, sizeof(err));
+        if (app->email == NULL) {
+            vn_error("notifier", "e-mail: %s (check SMTP_*)", err);
+            return -1;
+        }
+    } else {
+        vn_info("notifier", "SMTP_HOST is empty: e-mail is off");
+    }
+    struct ntf_notifier_opts o;
+    memset(&o, 0, sizeof(o));
+    o.loop = &app->loop;
+    o.pg = app->pg;
+    o.mq = app->mq;
+    o.tg = app->tg;
+    o.email = app->email;
+    o.templates = &app->templates;
+    o.metrics = app->metrics;
+    o.topo = app->topo;
+    o.default_locale = cfg->default_locale;
+    o.default_time_zone = cfg->default_time_zone;
+    o.max_event_bytes = (size_t)cfg->notify_max_event_bytes;
+    o.claim_lease_ms = cfg->notify_claim_lease_ms;
+    o.poll_interval_ms = cfg->notify_poll_interval_ms;
+    o.batch_max = (unsigned)cfg->notify_batch;
+    o.prefetch = (uint16_t)cfg->amqp_prefetch;
+    app->ntf = ntf_notifier_new(&o);
+    if (app->mq == NULL || ntf_notifier_start(app->ntf) != 0)
+        return -1;
+    return 0;
+}
+
 /* The bot role: flows, webhook, polling. Returns 0, or -1 when the flows or
  * templates do not load (every problem is logged). */
 static int start_bot(struct vn_app *app)
@@ -315,15 +414,8 @@ static int start_bot(struct vn_app *app)
     struct vn_buf err = VN_BUF_INIT;
     if (!(app->role & VN_ROLE_BOT) || app->tg == NULL)
         return 0;
-    struct tpl_set_opts to = {cfg->default_locale, NULL, 0, 0};
-    if (tpl_set_load(cfg->templates_dir, &to, &app->templates, &err) != 0) {
-        vn_error("bot",
-                 "templates in %s do not load (set TEMPLATES_DIR, or run `vestnik template "
-                 "check`):\n%s",
-                 cfg->templates_dir, err.data ? err.data : "");
-        vn_buf_free(&err);
+    if (load_templates(app) != 0)
         return -1;
-    }
     char tzerr[160];
     app->tz = fsm_tz_load(cfg->default_time_zone, NULL, tzerr, sizeof(tzerr));
     if (app->tz == NULL) {
@@ -369,6 +461,12 @@ static int add_routes(struct vn_app *app)
     rc |= http_router_add(app->router, HTTP_GET, "/healthz", h_healthz, app);
     rc |= http_router_add(app->router, HTTP_GET, "/readyz", h_readyz, app);
     rc |= http_router_add(app->router, HTTP_GET, "/metrics", h_metrics, app);
+    if (app->role & VN_ROLE_NOTIFIER) {
+        struct ntf_api_opts ao = {app->pg, app->mq, app->cfg->amqp_exchange, app->cfg->api_key,
+                                  (size_t)app->cfg->notify_max_event_bytes};
+        app->api = ntf_api_new(&ao, app->router);
+        rc |= app->api == NULL;
+    }
     return rc;
 }
 
@@ -395,9 +493,15 @@ int vn_app_run(const struct vn_config *cfg, enum vn_role role, const struct vn_a
     app.m_up = met_gauge(app.metrics, "vestnik_dependency_up",
                          "1 when the dependency answers health checks", "dependency");
     app.router = http_router_new();
-    if (add_routes(&app) != 0) {
-        vn_error("main", "route table is inconsistent");
-        goto out;
+    if (role & VN_ROLE_NOTIFIER) {
+        if (ntf_retry_parse(cfg->notify_retry_ladder, cfg->notify_max_attempts, &app.retry, err,
+                            sizeof(err)) != 0) {
+            vn_error("main", "NOTIFY_RETRY_LADDER: %s", err);
+            goto out;
+        }
+        app.topo.exchange = cfg->amqp_exchange;
+        app.topo.prefix = cfg->notify_queue_prefix;
+        app.topo.retry = &app.retry;
     }
 
     struct http_server_opts hopt = {
@@ -439,7 +543,11 @@ int vn_app_run(const struct vn_config *cfg, enum vn_role role, const struct vn_a
     uv_check_init(&app.loop, &app.safe_point);
     app.safe_point.data = &app;
     uv_check_start(&app.safe_point, on_safe_point);
-    if (start_bot(&app) != 0) {
+    if (add_routes(&app) != 0) {
+        vn_error("main", "route table is inconsistent");
+        app.exit_code = 1;
+        shutdown_all(&app);
+    } else if (start_bot(&app) != 0 || start_notifier(&app) != 0) {
         app.exit_code = 1;
         shutdown_all(&app); /* the loop below then just closes everything */
     }
@@ -450,6 +558,10 @@ int vn_app_run(const struct vn_config *cfg, enum vn_role role, const struct vn_a
     rc = app.exit_code;
     vn_info("main", "stopped");
     bot_runtime_free(app.bot);
+    ntf_notifier_free(app.ntf);
+    ntf_api_free(app.api);
+    if (app.ntf)
+        uv_run(&app.loop, UV_RUN_DEFAULT); /* its handles close */
     tpl_set_free(app.templates);
     fsm_tz_free(app.tz);
     goto out_loop;

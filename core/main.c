@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "notifier/ntf_send.h"
 #include "core/app.h"
 #include "core/common.h"
 #include "core/config.h"
@@ -28,6 +29,7 @@ static const char usage_main[] =
     "  config     print the effective configuration (secrets redacted)\n"
     "  flow       check flow files, draw them as graphs (vestnik flow --help)\n"
     "  template   render a template with JSON data, or check a template set\n"
+    "  send       publish a test event for the notifier (vestnik send --help)\n"
     "  version    print the version\n"
     "  help       print this help, or `vestnik help <command>`\n"
     "\n"
@@ -167,7 +169,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "notifier") == 0)
         role = VN_ROLE_NOTIFIER;
     else if (strcmp(cmd, "migrate") != 0 && strcmp(cmd, "config") != 0 &&
-             strcmp(cmd, "template") != 0) {
+             strcmp(cmd, "template") != 0 && strcmp(cmd, "send") != 0) {
         fprintf(stderr, "vestnik: unknown command \"%s\"\n\n%s", cmd, usage_main);
         return 2;
     }
@@ -176,6 +178,8 @@ int main(int argc, char **argv)
         if (role)
             printf(usage_run, cmd, role == VN_ROLE_BOT ? " [--set-webhook URL]" : "",
                    vn_role_name(role));
+        else if (strcmp(cmd, "send") == 0)
+            fputs(ntf_send_usage, stdout);
         else if (strcmp(cmd, "config") == 0) {
             fputs(usage_config, stdout);
             print_vars(0);
@@ -221,6 +225,8 @@ int main(int argc, char **argv)
         rc = cmd_config(&cfg, argc - 1, argv + 1);
     } else if (strcmp(cmd, "template") == 0) {
         rc = tpl_cli_main(&cfg, argc - 1, argv + 1);
+    } else if (strcmp(cmd, "send") == 0) {
+        rc = ntf_send_main(&cfg, argc - 1, argv + 1);
     } else {
         rc = db_migrate_main(&cfg, argc - 1, argv + 1);
     }

@@ -16,7 +16,7 @@
 static const char *const type_names[NTF_TYPE_COUNT] = {
     "task.assigned",      "task.due",           "task.completed",
     "reminder.scheduled", "reminder.cancelled", "notification.requested",
-    "reminder",
+    "reminder.fired",
 };
 static const char *const channel_names[NTF_CH_COUNT] = {"telegram", "email", "websocket"};
 static const char *const priority_names[] = {"low", "normal", "high", "critical"};
@@ -24,6 +24,11 @@ static const char *const priority_names[] = {"low", "normal", "high", "critical"
 const char *ntf_type_name(enum ntf_type t)
 {
     return (unsigned)t < NTF_TYPE_COUNT ? type_names[t] : "?";
+}
+
+const char *ntf_template_name(enum ntf_type t)
+{
+    return t == NTF_REMINDER ? "reminder" : ntf_type_name(t);
 }
 
 int ntf_type_parse(const char *s)
@@ -425,8 +430,61 @@ static int check_data(struct ntf_event *ev, struct ntf_reject_info *why)
     REJECT(NTF_R_UNKNOWN_TYPE, "unknown event type");
 }
 
+/* json-c takes NaN, Infinity and lone surrogates, which are not JSON (and
+ * PostgreSQL's jsonb refuses them): reject them here, naming the path. */
+static int strict_json(json_object *o, char *path, size_t plen, size_t used,
+                       struct ntf_reject_info *why)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_double: {
+        double d = json_object_get_double(o);
+        if (d != d || d > 1.7976931348623157e308 || d < -1.7976931348623157e308)
+            REJECT(NTF_R_INVALID_JSON, "not JSON: %s is NaN or Infinity", used ? path : "value");
+        return 0;
+    }
+    case json_type_string: {
+        const char *s = json_object_get_string(o);
+        size_t n = (size_t)json_object_get_string_len(o);
+        if (memchr(s, '\0', n))
+            REJECT(NTF_R_INVALID_FIELD, "%s: contains \\u0000, which text cannot hold",
+                   used ? path : "value");
+        if (!utf8_ok(s, n))
+            REJECT(NTF_R_INVALID_JSON, "not JSON: %s holds invalid UTF-8", used ? path : "value");
+        return 0;
+    }
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(o); i++) {
+            int n = snprintf(path + used, plen - used, "[%zu]", i);
+            size_t u = used + (n > 0 && (size_t)n < plen - used ? (size_t)n : 0);
+            if (strict_json(json_object_array_get_idx(o, i), path, plen, u, why))
+                return -1;
+            path[used] = '\0';
+        }
+        return 0;
+    case json_type_object: {
+        json_object_object_foreach(o, k, v)
+        {
+            if (!utf8_ok(k, strlen(k)))
+                REJECT(NTF_R_INVALID_JSON, "not JSON: a key in %s is not valid UTF-8",
+                       used ? path : "the envelope");
+            int n = snprintf(path + used, plen - used, "%s%s", used ? "." : "", k);
+            size_t u = used + (n > 0 && (size_t)n < plen - used ? (size_t)n : 0);
+            if (strict_json(v, path, plen, u, why))
+                return -1;
+            path[used] = '\0';
+        }
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
 static int validate(struct ntf_event *ev, const struct ntf_limits *lim, struct ntf_reject_info *why)
 {
+    char path[160] = "";
+    if (strict_json(ev->root, path, sizeof(path), 0, why))
+        return -1;
     json_object *root = ev->root, *v;
     const char *s;
 
@@ -549,8 +607,15 @@ int ntf_event_parse(const char *body, size_t len, const struct ntf_limits *lim,
     ev->root = json_tokener_parse_ex(tok, body, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t off = json_tokener_get_parse_end(tok);
+    if (jerr == json_tokener_continue && len > 0) {
+        /* A top-level scalar (42, true, null) ends only with the input: say it has. */
+        ev->root = json_tokener_parse_ex(tok, "", 1);
+        jerr = json_tokener_get_error(tok);
+        off = len;
+    }
     json_tokener_free(tok);
-    if (ev->root == NULL || jerr != json_tokener_success || off != len) {
+    /* NULL with success is the JSON value null: not an object, handled below */
+    if (jerr != json_tokener_success || off != len) {
         int trailing = ev->root && jerr == json_tokener_success;
         json_object_put(ev->root);
         ev->root = NULL;
@@ -599,9 +664,20 @@ char *ntf_reminder_envelope(const char *scheduled, int64_t fire_ms)
         json_object_put(root);
         return NULL;
     }
-    const char *rid = (v = field(rem, "id")) && json_object_is_type(v, json_type_string)
-                          ? json_object_get_string(v)
-                          : ((v = field(root, "id")) ? json_object_get_string(v) : "");
+    const char *rid;
+    char lower[37];
+    if ((v = field(rem, "id")) && json_object_is_type(v, json_type_string)) {
+        rid = json_object_get_string(v);
+    } else {
+        rid = (v = field(root, "id")) ? json_object_get_string(v) : "";
+        if (ntf_uuid_valid(rid)) {
+            /* as ntf_event_parse normalised it: reminder_id defaults to the envelope id */
+            for (int i = 0; i < 36; i++)
+                lower[i] = (char)tolower((unsigned char)rid[i]);
+            lower[36] = '\0';
+            rid = lower;
+        }
+    }
     char *name = xasprintf("reminder:%s", rid);
     ntf_uuid_from_name(name, id);
     free(name);
@@ -616,7 +692,7 @@ char *ntf_reminder_envelope(const char *scheduled, int64_t fire_ms)
         json_object_object_add(copy, "created_at", json_object_get(v));
     json_object_object_add(data, "reminder", copy);
     json_object_object_add(root, "id", json_object_new_string(id));
-    json_object_object_add(root, "type", json_object_new_string("reminder"));
+    json_object_object_add(root, "type", json_object_new_string("reminder.fired"));
     json_object_object_del(root, "deliver_at");
     json_object_object_del(root, "dedup_key");
     out = xstrdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));

@@ -21,7 +21,7 @@ enum ntf_type {
     NTF_REMINDER_SCHEDULED,
     NTF_REMINDER_CANCELLED,
     NTF_NOTIFICATION_REQUESTED,
-    NTF_REMINDER, /* internal: a stored reminder firing; never accepted from outside */
+    NTF_REMINDER, /* internal "reminder.fired": a stored reminder firing; only from the notifier */
     NTF_TYPE_COUNT
 };
 
@@ -80,7 +80,7 @@ struct ntf_event {
 struct ntf_limits {
     size_t max_bytes;      /* 0 = 256 KiB */
     size_t max_recipients; /* 0 = 1000 */
-    int allow_internal;    /* accept type "reminder" (stored reminders firing) */
+    int allow_internal;    /* accept type "reminder.fired" (stored reminders firing) */
 };
 
 /*
@@ -93,8 +93,10 @@ int ntf_event_parse(const char *body, size_t len, const struct ntf_limits *lim,
                     struct ntf_event *ev, struct ntf_reject_info *why);
 void ntf_event_free(struct ntf_event *ev);
 
-/* "task.assigned", ...; the template name is the same ("reminder" for NTF_REMINDER). */
+/* "task.assigned", ..., "reminder.fired". */
 const char *ntf_type_name(enum ntf_type t);
+/* The template to render: the type's name, "reminder" for a reminder firing. */
+const char *ntf_template_name(enum ntf_type t);
 /* -1 if unknown. */
 int ntf_type_parse(const char *s);
 const char *ntf_channel_name(enum ntf_channel c);
@@ -119,7 +121,7 @@ void ntf_uuid_from_name(const char *name, char out[37]);
 void ntf_uuid_random(char out[37]);
 
 /*
- * The envelope of a stored reminder firing: type "reminder", id derived from
+ * The envelope of a stored reminder firing: type "reminder.fired", id derived from
  * the reminder id (so a second firing is the same event), no deliver_at,
  * data {"reminder": {id, text, remind_at, created_at}, ...rest of data}.
  * scheduled is the reminder.scheduled envelope as stored. Returns a new JSON

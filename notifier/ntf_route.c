@@ -191,8 +191,12 @@ size_t ntf_route(const struct ntf_event *ev, const struct ntf_user *u, int64_t n
         struct ntf_plan p;
         if (ntf_route_fallback(ev, u, now_ms, available, used, &p)) {
             snprintf(why, sizeof(why), "fallback: %s unreachable", ntf_channel_name(order[0]));
+            char timed[sizeof(p.reason)];
+            snprintf(timed, sizeof(timed), "%s", p.reason);
             if (p.action == NTF_SEND)
                 snprintf(p.reason, sizeof(p.reason), "%s", why);
+            else /* deferred: say both */
+                snprintf(p.reason, sizeof(p.reason), "%.40s; %.72s", why, timed);
             out[n++] = p;
         }
     }
