@@ -38,7 +38,8 @@ const char ntf_send_usage[] =
     "  --id UUID           the event id (default: a random UUID)\n"
     "  --file FILE         send this envelope (\"-\" = stdin); missing id, version,\n"
     "                      occurred_at and source are filled in\n"
-    "  --count N           publish N copies, each with its own id (load tests); prints the rate\n"
+    "  --count N           publish N copies, each with its own id and occurred_at (load\n"
+    "                      tests); prints the rate\n"
     "\n"
     "Example:\n"
     "  vestnik send notification.requested --to user:42 --data '{\"title\":\"Hello\"}'\n"
@@ -239,8 +240,11 @@ int ntf_send_main(const struct vn_config *cfg, int argc, char **argv)
         const char *out = body;
         char id[37];
         if (count > 1) {
+            char ts[40];
             ntf_uuid_random(id);
+            ntf_format_rfc3339((int64_t)vn_wall_ms(), ts, sizeof(ts));
             json_object_object_add(root, "id", json_object_new_string(id));
+            json_object_object_add(root, "occurred_at", json_object_new_string(ts));
             json_object_object_del(root, "dedup_key");
             out = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
         } else {
