@@ -179,7 +179,8 @@ static void shutdown_all(struct vn_app *app)
     app->closed = 1;
     vn_info("main", "closing connections");
     bot_runtime_close(app->bot);
-    ntf_notifier_stop(app->ntf);
+    ntf_notifier_free(app->ntf); /* closes its handles; memory goes with its last batch */
+    app->ntf = NULL;
     if (app->email)
         ntf_email_pool_close(app->email, NULL, NULL);
     app->email = NULL;
@@ -558,10 +559,7 @@ int vn_app_run(const struct vn_config *cfg, enum vn_role role, const struct vn_a
     rc = app.exit_code;
     vn_info("main", "stopped");
     bot_runtime_free(app.bot);
-    ntf_notifier_free(app.ntf);
     ntf_api_free(app.api);
-    if (app.ntf)
-        uv_run(&app.loop, UV_RUN_DEFAULT); /* its handles close */
     tpl_set_free(app.templates);
     fsm_tz_free(app.tz);
     goto out_loop;

@@ -215,7 +215,7 @@ struct ntf_notifier {
     struct batch *forming;
     unsigned busy;
     uint64_t isolate_until; /* one event per batch until then (after a data error) */
-    int started, stopped, sched_busy, closing;
+    int started, stopped, sched_busy, closing, free_pending;
     struct tzc *tzs;
     size_t n_tzs;
     struct tpl_fmt_cache *fmt;
@@ -328,6 +328,7 @@ static void json_event_cols(struct vn_buf *b, const struct item *it)
 
 static void batch_step(struct batch *b);
 static void batch_free(struct batch *b);
+static void free_now(struct ntf_notifier *n);
 static void step_settle(struct batch *b);
 static void batch_fail(struct batch *b, const char *what, const char *err);
 
@@ -418,6 +419,8 @@ static void batch_free(struct batch *b)
     free(b->users);
     free(b);
     n->busy--;
+    if (n->free_pending && n->busy == 0 && !n->sched_busy)
+        free_now(n);
 }
 
 /*
@@ -1489,10 +1492,13 @@ static void sched_finish(struct sched_run *s)
 {
     struct ntf_notifier *n = s->n;
     n->sched_busy = 0;
-    if (s->b->n_items)
+    if (s->b->n_items && !n->stopped) {
         batch_start(s->b);
-    else
-        free(s->b);             /* never started: nothing to undo */
+    } else {
+        /* never started: claims expire and another notifier takes them */
+        n->busy++;
+        batch_free(s->b);
+    }
     if (s->full && !n->stopped) /* more is due: look again at once */
         uv_timer_start(&n->sched_timer, on_sched_timer, 0, (uint64_t)n->o.poll_interval_ms);
     free(s);
@@ -1677,11 +1683,8 @@ unsigned ntf_notifier_busy(const struct ntf_notifier *n)
     return n ? n->busy + (unsigned)n->sched_busy : 0;
 }
 
-static void free_self(uv_handle_t *h)
+static void free_now(struct ntf_notifier *n)
 {
-    struct ntf_notifier *n = h->data;
-    if (--n->closing > 0)
-        return;
     for (size_t i = 0; i < n->n_tzs; i++) {
         free(n->tzs[i].name);
         fsm_tz_free(n->tzs[i].tz);
@@ -1689,6 +1692,18 @@ static void free_self(uv_handle_t *h)
     free(n->tzs);
     tpl_fmt_cache_free(n->fmt);
     free(n);
+}
+
+/* The handles are closed; the memory goes once no batch holds it. */
+static void free_self(uv_handle_t *h)
+{
+    struct ntf_notifier *n = h->data;
+    if (--n->closing > 0)
+        return;
+    if (n->busy == 0 && !n->sched_busy)
+        free_now(n);
+    else
+        n->free_pending = 1;
 }
 
 void ntf_notifier_free(struct ntf_notifier *n)
