@@ -36,8 +36,8 @@ const char ntf_send_usage[] =
     "  --deliver-at TIME   RFC 3339; not before then (reminders fire then)\n"
     "  --dedup-key KEY     a second event with the same key is dropped\n"
     "  --id UUID           the event id (default: a random UUID)\n"
-    "  --file FILE         send this envelope (\"-\" = stdin); missing id, version,\n"
-    "                      occurred_at and source are filled in\n"
+    "  --file FILE         send this envelope, or one envelope per line (NDJSON); \"-\" =\n"
+    "                      stdin; missing id, version, occurred_at and source are filled in\n"
     "  --count N           publish N copies, each with its own id and occurred_at (load\n"
     "                      tests); prints the rate\n"
     "\n"
@@ -122,6 +122,8 @@ int ntf_send_main(const struct vn_config *cfg, int argc, char **argv)
     long count = 1;
     int rc = 2;
 
+    if (cfg->log_level > VN_LOG_DEBUG && cfg->log_level < VN_LOG_WARN)
+        vn_log_set_level(VN_LOG_WARN); /* connection chatter would drown the answer */
     env = json_object_new_object();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -185,17 +187,15 @@ int ntf_send_main(const struct vn_config *cfg, int argc, char **argv)
         }
     }
 
-    char *body;
+    /* The events to publish: one, or one per line of an NDJSON file. */
+    struct ntf_event *evs = NULL;
+    size_t nev = 0, cap = 0;
+    struct ntf_limits lim = {(size_t)cfg->notify_max_event_bytes, 0, 0};
+    char *text = NULL;
     if (file) {
-        char *text = read_all(file);
+        text = read_all(file);
         if (text == NULL) {
             fprintf(stderr, "vestnik send: --file %s: cannot read it\n", file);
-            goto out;
-        }
-        body = ntf_envelope_complete(text, strlen(text), "vestnik-cli");
-        free(text);
-        if (body == NULL) {
-            fprintf(stderr, "vestnik send: %s is not a JSON object\n", file);
             goto out;
         }
     } else {
@@ -208,18 +208,59 @@ int ntf_send_main(const struct vn_config *cfg, int argc, char **argv)
             json_object_object_add(env, "recipients", json_object_get(rcpts));
         json_object_object_add(env, "data",
                                data ? json_object_get(data) : json_object_new_object());
-        const char *text = json_object_to_json_string_ext(env, JSON_C_TO_STRING_PLAIN);
-        body = ntf_envelope_complete(text, strlen(text), "vestnik-cli");
+        text = xstrdup(json_object_to_json_string_ext(env, JSON_C_TO_STRING_PLAIN));
     }
-
-    struct ntf_event ev;
-    struct ntf_reject_info why;
-    struct ntf_limits lim = {(size_t)cfg->notify_max_event_bytes, 0, 0};
-    if (ntf_event_parse(body, strlen(body), &lim, &ev, &why) != 0) {
-        fprintf(stderr, "vestnik send: the event would be dead-lettered: %s: %s\n",
-                ntf_reject_code(why.code), why.msg);
+    char *whole = ntf_envelope_complete(text, strlen(text), "vestnik-cli");
+    size_t line = 0;
+    for (char *p = text; whole || *p;) {
+        char *body = whole;
+        size_t len = strcspn(p, "\n");
+        line++;
+        if (body == NULL) {
+            char save = p[len];
+            p[len] = '\0';
+            size_t skip = strspn(p, " \t\r");
+            if (p[skip] == '\0') { /* blank line */
+                p[len] = save;
+                p += len + (save != '\0');
+                continue;
+            }
+            body = ntf_envelope_complete(p, len, "vestnik-cli");
+            p[len] = save;
+            p += len + (save != '\0');
+            if (body == NULL) {
+                fprintf(stderr, "vestnik send: %s line %zu is not a JSON object\n", file, line);
+                goto fail;
+            }
+        }
+        struct ntf_reject_info why;
+        if (nev == cap) {
+            cap = cap ? cap * 2 : 16;
+            evs = xrealloc(evs, cap * sizeof(*evs));
+        }
+        if (ntf_event_parse(body, strlen(body), &lim, &evs[nev], &why) != 0) {
+            fprintf(stderr, "vestnik send: %s%.0zu%sthe event would be dead-lettered: %s: %s\n",
+                    whole || !file ? "" : "line ", whole || !file ? 0 : line,
+                    whole || !file ? "" : ": ", ntf_reject_code(why.code), why.msg);
+            if (body == whole)
+                whole = NULL;
+            free(body);
+            goto fail;
+        }
+        nev++;
+        if (body == whole)
+            whole = NULL;
         free(body);
-        goto out;
+        if (p == text) /* a whole-file envelope */
+            break;
+    }
+    if (nev == 0) {
+        fprintf(stderr, "vestnik send: %s holds no event\n", file ? file : "the command line");
+        goto fail;
+    }
+    if (count > 1 && nev > 1) {
+        fprintf(stderr, "vestnik send: --count works with one event, not a file of %zu\n", nev);
+        goto fail;
     }
 
     uv_loop_t loop;
@@ -229,16 +270,17 @@ int ntf_send_main(const struct vn_config *cfg, int argc, char **argv)
     struct mq_client *mq = mq_client_new(&loop, &mo, topology, NULL, cfg->amqp_exchange);
     if (mq == NULL) {
         fprintf(stderr, "vestnik send: AMQP_URL is not usable\n");
-        ntf_event_free(&ev);
-        free(body);
         uv_loop_close(&loop);
-        goto out;
+        rc = 1;
+        goto fail;
     }
     uint64_t t0 = vn_now_ms();
-    json_object *root = ev.root;
-    for (long k = 0; k < count; k++) {
-        const char *out = body;
+    size_t total = nev > 1 ? nev : (size_t)count;
+    for (size_t k = 0; k < total; k++) {
+        struct ntf_event *ev = &evs[nev > 1 ? k : 0];
+        json_object *root = ev->root;
         char id[37];
+        memcpy(id, ev->id, sizeof(id));
         if (count > 1) {
             char ts[40];
             ntf_uuid_random(id);
@@ -246,11 +288,9 @@ int ntf_send_main(const struct vn_config *cfg, int argc, char **argv)
             json_object_object_add(root, "id", json_object_new_string(id));
             json_object_object_add(root, "occurred_at", json_object_new_string(ts));
             json_object_object_del(root, "dedup_key");
-            out = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
-        } else {
-            memcpy(id, ev.id, sizeof(id));
         }
-        if (mq_publish(mq, cfg->amqp_exchange, ntf_type_name(ev.type), id, NULL, out, strlen(out),
+        const char *out = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+        if (mq_publish(mq, cfg->amqp_exchange, ntf_type_name(ev->type), id, NULL, out, strlen(out),
                        on_confirm, &st) == 0)
             st.sent++;
         /* keep memory bounded: let confirms catch up every 5000 */
@@ -267,15 +307,24 @@ int ntf_send_main(const struct vn_config *cfg, int argc, char **argv)
         fprintf(stderr, "vestnik send: %zu of %zu not confirmed by RabbitMQ at %s: %s\n",
                 st.sent - st.confirmed, st.sent, cfg->amqp_exchange,
                 st.failed ? st.first_why : "timed out after 30 s (is RabbitMQ running?)");
-    else if (count > 1)
-        fprintf(stderr, "published %zu %s events in %.2f s (%.0f/s), all confirmed\n", st.sent,
-                ntf_type_name(ev.type), secs, secs > 0 ? (double)st.sent / secs : 0.0);
+    if (st.failed && strncmp(st.first_why, "unroutable", 10) == 0)
+        fprintf(stderr,
+                "no queue is bound to %s for that type: start `vestnik notifier` once "
+                "(it declares its queues), or check AMQP_EXCHANGE\n",
+                cfg->amqp_exchange);
+    else if (total > 1)
+        fprintf(stderr, "published %zu events in %.2f s (%.0f/s), all confirmed\n", st.sent, secs,
+                secs > 0 ? (double)st.sent / secs : 0.0);
     rc = st.failed || st.confirmed < st.sent ? 1 : 0;
     mq_client_close(mq, 1000, on_closed, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    ntf_event_free(&ev);
-    free(body);
+fail:
+    for (size_t k = 0; k < nev; k++)
+        ntf_event_free(&evs[k]);
+    free(evs);
+    free(whole);
+    free(text);
 out:
     json_object_put(env);
     json_object_put(rcpts);

@@ -99,11 +99,16 @@ vn_load_env() {
 	set +a
 }
 
-# vn_free_port: print a TCP port nothing listens on (random, 20000-59999).
+# vn_free_port: print a TCP port nothing listens on, below the kernel's
+# ephemeral range (an outgoing connection's local port never takes it while
+# the server starts): random in 10000 .. (ephemeral low - 1).
 vn_free_port() {
-	local port i
+	local port i low=32768 span
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	((low > 11000)) || low=32768
+	span=$((low - 10000))
 	for ((i = 0; i < 200; i++)); do
-		port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		port=$((10000 + (RANDOM * 32768 + RANDOM) % span))
 		if command -v ss >/dev/null 2>&1; then
 			[[ -z "$(ss -Hltn "( sport = :$port )" 2>/dev/null)" ]] || continue
 		elif (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
