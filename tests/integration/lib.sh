@@ -97,6 +97,10 @@ vn_load_env() {
 	# shellcheck disable=SC1090
 	. "$f"
 	set +a
+	# ctest runs in the build directory: point the relative defaults at the sources
+	export MIGRATIONS_DIR="${MIGRATIONS_DIR:-$VN_SOURCE_DIR/db/migrations}"
+	export TEMPLATES_DIR="${TEMPLATES_DIR:-$VN_SOURCE_DIR/templates/default}"
+	export FLOWS_DIR="${FLOWS_DIR:-$VN_SOURCE_DIR/examples/reminders/flows}"
 }
 
 # vn_free_port: print a TCP port nothing listens on, below the kernel's

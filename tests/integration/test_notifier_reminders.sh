@@ -96,7 +96,8 @@ vn_ok "the notifier stopped with a reminder pending"
 sleep 1
 vn_start_vestnik "$VN_TMP/notifier2.log" notifier
 vn_wait_for 200 GET /readyz 20 || vn_fail "the restarted notifier is not ready"
-got="$(wait_fired "call mom $VN_RUN_ID" 15)" || vn_fail "the reminder did not fire after the restart"
+got="$(wait_fired "call mom $VN_RUN_ID" 15)" ||
+	vn_fail "the reminder did not fire after the restart (reminder: $(vn_sql "SELECT state, deliver_at, lease_owner FROM notify.reminders WHERE id = 'b-$VN_RUN_ID'"))"
 late=$((got - tb))
 ((late >= 0 && late <= 1000)) || vn_fail "after a restart the reminder fired ${late} ms after its time"
 vn_ok "after a restart in between, the reminder fired ${late} ms after its time"
