@@ -529,7 +529,10 @@ int vn_app_run(const struct vn_config *cfg, enum vn_role role, const struct vn_a
     app.pg = pgc_new(&app.loop, &popt);
     struct mq_options mopt = {cfg->amqp_url, cfg->reconnect_max_ms, 10, "vestnik"};
     app.mq = mq_client_new(&app.loop, &mopt, topology, on_mq_state, &app);
-    app.hc = hc_new(&app.loop, NULL);
+    /* Up to 64 connections to one host (the Bot API), reused; more requests
+     * wait in curl's queue instead of opening a connection each. */
+    struct hc_opts hco = {64, 256, NULL};
+    app.hc = hc_new(&app.loop, &hco);
     start_telegram(&app);
 
     uv_signal_init(&app.loop, &app.sig_term);

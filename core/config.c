@@ -34,7 +34,7 @@ static const struct cfg_var vars[] = {
      "PostgreSQL connection URI (libpq syntax)"},
     {"AMQP_URL", CFG_URL, OFF(amqp_url), "amqp://guest:guest@127.0.0.1:5672/", 0, 0, "amqp", 1,
      "RabbitMQ: amqp://user:password@host:port/vhost"},
-    {"AMQP_PREFETCH", CFG_INT, OFF(amqp_prefetch), "64", 1, 65535, NULL, 0,
+    {"AMQP_PREFETCH", CFG_INT, OFF(amqp_prefetch), "256", 1, 65535, NULL, 0,
      "unacknowledged deliveries a consumer holds at once"},
     {"AMQP_EXCHANGE", CFG_STRING, OFF(amqp_exchange), "vestnik", 0, 0, NULL, 0,
      "topic exchange events are published to"},
