@@ -72,7 +72,7 @@ int64_t ntf_quiet_until(const struct ntf_user *u, int64_t now_ms);
 /* The retry ladder: delays between attempts, and how many attempts in all. */
 struct ntf_retry {
     int64_t delay_ms[16];
-    char name[16][16]; /* "10s", "1m": queue name suffixes */
+    char name[16][24]; /* "10s", "1m": queue name suffixes */
     size_t n;
     int max_attempts;
 };
