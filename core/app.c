@@ -463,8 +463,9 @@ static int add_routes(struct vn_app *app)
     rc |= http_router_add(app->router, HTTP_GET, "/readyz", h_readyz, app);
     rc |= http_router_add(app->router, HTTP_GET, "/metrics", h_metrics, app);
     if (app->role & VN_ROLE_NOTIFIER) {
-        struct ntf_api_opts ao = {app->pg, app->mq, app->cfg->amqp_exchange, app->cfg->api_key,
-                                  (size_t)app->cfg->notify_max_event_bytes};
+        struct ntf_api_opts ao = {&app->loop,        app->pg,
+                                  app->mq,           app->cfg->amqp_exchange,
+                                  app->cfg->api_key, (size_t)app->cfg->notify_max_event_bytes};
         app->api = ntf_api_new(&ao, app->router);
         rc |= app->api == NULL;
     }

@@ -22,6 +22,7 @@ struct ntf_api {
 char *ntf_envelope_complete(const char *body, size_t len, const char *default_source)
 {
     json_tokener *tok = json_tokener_new();
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     json_object *root = json_tokener_parse_ex(tok, body, (int)len), *v;
     int ok = root && json_tokener_get_error(tok) == json_tokener_success &&
              json_tokener_get_parse_end(tok) == len && json_object_is_type(root, json_type_object);
@@ -66,15 +67,45 @@ static int authorized(struct ntf_api *a, struct http_request *req)
 
 /* ---- POST /v1/notifications ---------------------------------------------------- */
 
+/* How long POST /v1/notifications waits for RabbitMQ's confirm. */
+#define PUBLISH_WAIT_MS 5000
+
 struct pub {
-    struct http_request *req;
+    struct http_request *req; /* NULL once answered */
+    uv_timer_t timer;
+    int pending; /* the confirm and the timer's close */
     char id[37];
 };
+
+static void pub_unref(uv_handle_t *h)
+{
+    struct pub *p = h->data;
+    if (--p->pending == 0)
+        free(p);
+}
+
+static void on_publish_timeout(uv_timer_t *t)
+{
+    struct pub *p = t->data;
+    if (p->req == NULL)
+        return;
+    http_resp_header(p->req, "retry-after", "1");
+    http_respond_error(p->req, 503, "unavailable",
+                       "RabbitMQ did not confirm event %s within %d s; it may still be "
+                       "delivered: retry with the same id (an id is delivered once)",
+                       p->id, PUBLISH_WAIT_MS / 1000);
+    p->req = NULL;
+}
 
 static void on_published(void *ud, int ok, const char *why)
 {
     struct pub *p = ud;
-    if (ok) {
+    uv_timer_stop(&p->timer);
+    if (!uv_is_closing((uv_handle_t *)&p->timer))
+        uv_close((uv_handle_t *)&p->timer, pub_unref);
+    if (p->req == NULL) {
+        /* answered 503 already */
+    } else if (ok) {
         struct vn_buf b = VN_BUF_INIT;
         char loc[64];
         snprintf(loc, sizeof(loc), "/v1/notifications/%s", p->id);
@@ -88,7 +119,9 @@ static void on_published(void *ud, int ok, const char *why)
         http_respond_error(p->req, 503, "unavailable", "RabbitMQ did not take the event: %s",
                            why ? why : "?");
     }
-    free(p);
+    p->req = NULL;
+    if (--p->pending == 0)
+        free(p);
 }
 
 static void h_post_notification(struct http_request *req, void *ud)
@@ -98,6 +131,16 @@ static void h_post_notification(struct http_request *req, void *ud)
     struct ntf_reject_info why;
     if (!authorized(a, req))
         return;
+    if (a->o.max_event_bytes && req->body.len > a->o.max_event_bytes) {
+        http_respond_error(req, 413, "too_large", "body is %zu bytes, over the limit of %zu",
+                           req->body.len, a->o.max_event_bytes);
+        return;
+    }
+    if (a->o.mq == NULL || !mq_is_connected(a->o.mq)) {
+        http_resp_header(req, "retry-after", "1");
+        http_respond_error(req, 503, "unavailable", "RabbitMQ is not connected; try again");
+        return;
+    }
     char *body =
         ntf_envelope_complete(req->body.data ? req->body.data : "", req->body.len, "http-api");
     if (body == NULL) {
@@ -117,13 +160,19 @@ static void h_post_notification(struct http_request *req, void *ud)
     struct pub *p = xcalloc(1, sizeof(*p));
     p->req = req;
     memcpy(p->id, ev.id, sizeof(p->id));
-    int rc = a->o.mq ? mq_publish(a->o.mq, a->o.exchange, ntf_type_name(ev.type), ev.id, NULL, body,
-                                  strlen(body), on_published, p)
-                     : VN_EDOWN;
+    p->pending = 2;
+    uv_timer_init(a->o.loop, &p->timer);
+    p->timer.data = p;
+    int rc = mq_publish(a->o.mq, a->o.exchange, ntf_type_name(ev.type), ev.id, NULL, body,
+                        strlen(body), on_published, p);
     ntf_event_free(&ev);
     free(body);
-    if (rc != 0) {
-        free(p);
+    if (rc == 0) {
+        uv_update_time(a->o.loop);
+        uv_timer_start(&p->timer, on_publish_timeout, PUBLISH_WAIT_MS, 0);
+    } else {
+        p->pending = 1;
+        uv_close((uv_handle_t *)&p->timer, pub_unref);
         http_resp_header(req, "retry-after", "1");
         http_respond_error(req, 503, "unavailable", "cannot publish: %s", vn_strerror(rc));
     }
@@ -249,9 +298,14 @@ static const char SQL_PUT_USER[] =
     "SELECT (j->'telegram'->>'telegram_user_id')::bigint, $1, "
     "COALESCE((j->'telegram'->>'chat_id')::bigint, (j->'telegram'->>'telegram_user_id')::bigint), "
     "j->'telegram'->>'username' FROM j WHERE jsonb_typeof(j->'telegram') = 'object' "
-    "ON CONFLICT (telegram_user_id) DO UPDATE SET user_id = EXCLUDED.user_id, chat_id = "
-    "EXCLUDED.chat_id, username = EXCLUDED.username, active = true, blocked_at = NULL, "
-    "linked_at = now() RETURNING 1) "
+    "ON CONFLICT (telegram_user_id) DO UPDATE SET user_id = EXCLUDED.user_id, "
+    "chat_id = COALESCE((SELECT (j->'telegram'->>'chat_id')::bigint FROM j), t.chat_id), "
+    "username = COALESCE(EXCLUDED.username, t.username), "
+    "active = COALESCE((SELECT (j->'telegram'->>'active')::boolean FROM j), t.active), "
+    "blocked_at = CASE WHEN (SELECT (j->'telegram'->>'active')::boolean FROM j) THEN NULL "
+    "ELSE t.blocked_at END, "
+    "linked_at = CASE WHEN t.user_id = EXCLUDED.user_id THEN t.linked_at ELSE now() END "
+    "RETURNING 1) "
     "SELECT created::int, (SELECT count(*) FROM p), (SELECT count(*) FROM t) FROM u";
 
 struct put {
@@ -439,6 +493,11 @@ static int check_user(json_object *o, char *err, size_t len)
             snprintf(err, len, "telegram.chat_id: expected an integer");
             return -1;
         }
+        if (json_object_object_get_ex(v, "active", &t) &&
+            !json_object_is_type(t, json_type_boolean)) {
+            snprintf(err, len, "telegram.active: expected true or false");
+            return -1;
+        }
     }
     return 0;
 }
@@ -455,11 +514,19 @@ static void h_put_user(struct http_request *req, void *ud)
                            "or digit");
         return;
     }
-    enum json_tokener_error jerr = json_tokener_success;
-    json_object *o = json_tokener_parse_verbose(req->body.data ? req->body.data : "", &jerr);
-    if (o == NULL || !json_object_is_type(o, json_type_object)) {
-        http_respond_error(req, 400, "invalid_json", "body must be a JSON object%s%s",
-                           o ? "" : ": ", o ? "" : json_tokener_error_desc(jerr));
+    json_tokener *tok = json_tokener_new();
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    json_object *o =
+        json_tokener_parse_ex(tok, req->body.data ? req->body.data : "", (int)req->body.len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    int trailing = o && json_tokener_get_parse_end(tok) != req->body.len;
+    json_tokener_free(tok);
+    if (o == NULL || trailing || !json_object_is_type(o, json_type_object)) {
+        http_respond_error(req, 400, "invalid_json", "body must be one JSON object%s%s",
+                           o ? "" : ": ",
+                           o                               ? ""
+                           : jerr == json_tokener_continue ? "unexpected end of input"
+                                                           : json_tokener_error_desc(jerr));
         json_object_put(o);
         return;
     }

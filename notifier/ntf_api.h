@@ -14,12 +14,14 @@
 #define NTF_API_H
 
 #include <stddef.h>
+#include <uv.h>
 
 struct http_router;
 struct pgc_client;
 struct mq_client;
 
 struct ntf_api_opts {
+    uv_loop_t *loop;
     struct pgc_client *pg;
     struct mq_client *mq;
     const char *exchange;

@@ -1420,16 +1420,15 @@ static void batch_step(struct batch *b)
     case P_SETTLE:
     default:
         if (vn_log_get_level() <= VN_LOG_DEBUG)
-            vn_debug("notifier",
-                     "batch of %zu events, %zu rows: %llu ms (intake %llu, recipients %llu, "
-                     "rows %llu, send %llu, outcomes %llu, settle %llu)",
-                     b->n_items, b->n_rows, (unsigned long long)(now - b->started_ms),
-                     (unsigned long long)b->phase_ms[P_INTAKE],
-                     (unsigned long long)b->phase_ms[P_USERS],
-                     (unsigned long long)b->phase_ms[P_ROWS],
-                     (unsigned long long)b->phase_ms[P_SEND],
-                     (unsigned long long)b->phase_ms[P_FINAL],
-                     (unsigned long long)b->phase_ms[P_SETTLE]);
+            vn_debug(
+                "notifier",
+                "batch of %zu events, %zu rows: %llu ms (intake %llu, recipients %llu, "
+                "rows %llu, send %llu, outcomes %llu, settle %llu)",
+                b->n_items, b->n_rows, (unsigned long long)(now - b->started_ms),
+                (unsigned long long)b->phase_ms[P_INTAKE], (unsigned long long)b->phase_ms[P_USERS],
+                (unsigned long long)b->phase_ms[P_ROWS], (unsigned long long)b->phase_ms[P_SEND],
+                (unsigned long long)b->phase_ms[P_FINAL],
+                (unsigned long long)b->phase_ms[P_SETTLE]);
         batch_free(b);
         return;
     }

@@ -164,8 +164,11 @@ vn_assert_eq "$(vn_json 'j["telegram"][0]["active"], j["telegram"][0]["blocked_a
 id6="$(vn_send task.due --to "user:$u3" --data '{"task":{"id":"T-6","title":"Later"}}')"
 vn_wait_rows "$id6" "$u3:email:sent,$u3:telegram:skipped" 15 || vn_fail "the next event did not go to e-mail"
 vn_ok "the next event skips Telegram (no active link) and goes to e-mail"
-vn_api PUT "/v1/users/$u3" "{\"telegram\":{\"telegram_user_id\":$tg3}}"
-vn_assert_eq "$(vn_json 'j["telegram"][0]["active"]')" "True" "linking again (PUT) reactivates the link"
+vn_api PUT "/v1/users/$u3" "{\"display_name\":\"Cy\",\"telegram\":{\"telegram_user_id\":$tg3}}"
+vn_assert_eq "$(vn_json 'j["telegram"][0]["active"]')" "False" "a PUT that repeats the link does not undo the block"
+vn_api PUT "/v1/users/$u3" "{\"telegram\":{\"telegram_user_id\":$tg3,\"active\":true}}"
+vn_assert_eq "$(vn_json 'j["telegram"][0]["active"], j["telegram"][0]["blocked_at"]')" "(True, None)" \
+	"\"active\": true reactivates it (the user unblocked the bot)"
 
 # ---- quiet hours: deferred, not dropped; critical goes through --------------------------
 u4="dee-$VN_RUN_ID" tg4=$((300000 + RANDOM))
@@ -199,6 +202,11 @@ vn_assert_eq "$VN_STATUS:$(vn_json 'j["error"]["code"]')" "400:missing_field" "a
 vn_assert_contains "$VN_BODY" "data.task" "... naming the field"
 vn_api POST /v1/notifications '{"type":"reminder.fired","recipients":[{"user_id":"x"}],"data":{}}'
 vn_assert_eq "$(vn_json 'j["error"]["code"]')" "unknown_type" "the internal reminder.fired type is refused over HTTP"
+vn_api POST /v1/notifications '{"type":"notification.requested","recipients":[{"user_id":"x"}],"data":{"title":"t"},}'
+vn_assert_eq "$VN_STATUS:$(vn_json 'j["error"]["code"]')" "400:invalid_json" "sloppy JSON (a trailing comma) is refused as RabbitMQ's consumer would"
+head -c 300000 /dev/zero | tr '\0' ' ' >"$VN_TMP/big.json"
+vn_http POST /v1/notifications -H "Authorization: Bearer $VN_API_KEY" --data-binary "@$VN_TMP/big.json"
+vn_assert_eq "$VN_STATUS:$(vn_json 'j["error"]["code"]')" "413:too_large" "a body over NOTIFY_MAX_EVENT_BYTES: 413 too_large"
 vn_api GET "/v1/notifications/$(cat /proc/sys/kernel/random/uuid)"
 vn_assert_eq "$VN_STATUS" 404 "an unknown event id: 404"
 vn_api GET /v1/notifications/nope
