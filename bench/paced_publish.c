@@ -83,10 +83,9 @@ static void uuid4(char out[37], uint64_t *state)
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 static void now_rfc3339(char out[64])
@@ -151,9 +150,12 @@ static void pump(amqp_connection_state_t c, double wait_s, uint64_t *confirmed)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"url", required_argument, NULL, 'u'},         {"exchange", required_argument, NULL, 'x'},
-        {"routing-key", required_argument, NULL, 'k'}, {"template", required_argument, NULL, 't'},
-        {"rate", required_argument, NULL, 'r'},        {"count", required_argument, NULL, 'n'},
+        {"url", required_argument, NULL, 'u'},
+        {"exchange", required_argument, NULL, 'x'},
+        {"routing-key", required_argument, NULL, 'k'},
+        {"template", required_argument, NULL, 't'},
+        {"rate", required_argument, NULL, 'r'},
+        {"count", required_argument, NULL, 'n'},
         {NULL, 0, NULL, 0},
     };
     const char *url = getenv("AMQP_URL"), *exchange = NULL, *rk = NULL, *tplpath = NULL;
@@ -201,9 +203,8 @@ int main(int argc, char **argv)
     amqp_socket_t *sock = amqp_tcp_socket_new(c);
     if (sock == NULL || amqp_socket_open(sock, ci.host, ci.port) != AMQP_STATUS_OK)
         die("cannot connect to the broker");
-    amqp_rpc_reply_t r =
-        amqp_login(c, (ci.vhost && *ci.vhost) ? ci.vhost : "/", 0, 131072, 0,
-                   AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
+    amqp_rpc_reply_t r = amqp_login(c, (ci.vhost && *ci.vhost) ? ci.vhost : "/", 0, 131072, 0,
+                                    AMQP_SASL_METHOD_PLAIN, ci.user, ci.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
         die("login failed");
     amqp_channel_open(c, CH);
