@@ -1228,10 +1228,16 @@ static void envelope(struct conv_q *q, json_object *e, struct vn_buf *out)
     json_object *env = json_object_new_object(), *payload = NULL, *r = json_object_new_object();
     char id[37], ts[40];
     const char *given = jstr(e, "id");
-    if (given)
+    if (given) {
         snprintf(id, sizeof(id), "%s", given);
-    else
-        ntf_uuid_random(id); /* effects committed before ids existed */
+    } else {
+        /* committed before ids existed: derived from the effect, so a re-run
+         * of the outbox publishes the same id */
+        char *name = xasprintf("bot:%" PRId64 ":%" PRId64 ":%s", q->key.chat_id, q->key.user_id,
+                               json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
+        ntf_uuid_from_name(name, id);
+        free(name);
+    }
     ntf_format_rfc3339(jint(e, "at_ms", (int64_t)vn_wall_ms()), ts, sizeof(ts));
     json_object_object_add(env, "id", json_object_new_string(id));
     json_object_object_add(env, "type", json_object_new_string(jstr(e, "event")));

@@ -146,6 +146,7 @@ struct mq_client {
     struct mq_ack *acks, *acks_tail;
     struct mq_event *events, *events_tail;
     int closing;
+    int paused;              /* mq_consume_pause: cancel the subscription, keep the connection */
     uint64_t close_deadline; /* vn_now_ms() clock */
     int pub_done;            /* the publisher thread has finished */
     size_t held;             /* deliveries handed to the loop and not settled yet */
@@ -651,7 +652,12 @@ static int conn_open(struct mq_thread *t)
         reply_why(t, "topology callback failed", r);
         goto out;
     }
-    if (t->role == MQ_ROLE_CONS) {
+    pthread_mutex_lock(&c->lock);
+    int paused = c->paused;
+    pthread_mutex_unlock(&c->lock);
+    if (t->role == MQ_ROLE_CONS && paused) {
+        t->cancel_sent = 1; /* reconnected while paused: do not subscribe again */
+    } else if (t->role == MQ_ROLE_CONS) {
         amqp_basic_qos(conn, MQ_CHANNEL, 0, c->prefetch, 0);
         r = amqp_get_rpc_reply(conn);
         if (r.reply_type != AMQP_RESPONSE_NORMAL) {
@@ -995,7 +1001,7 @@ static int cons_flush(struct mq_thread *t)
     pthread_mutex_lock(&c->lock);
     a = c->acks;
     c->acks = c->acks_tail = NULL;
-    closing = c->closing;
+    closing = c->closing || c->paused;
     pthread_mutex_unlock(&c->lock);
     for (; a; a = next) {
         next = a->next;
@@ -1305,6 +1311,16 @@ static void settle_msg(struct mq_message *msg, int nack, int requeue)
     msg_free((struct mq_msg *)msg);
     if (c->async_closed && held == 0 && !c->in_done)
         client_free(c);
+}
+
+void mq_consume_pause(struct mq_client *c)
+{
+    if (c == NULL || !c->cons.started)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->paused = 1;
+    pthread_mutex_unlock(&c->lock);
+    wake(c->cons.efd);
 }
 
 void mq_ack(struct mq_message *msg)

@@ -96,6 +96,14 @@ int mq_consume(struct mq_client *c, const char *queue, uint16_t prefetch, mq_mes
                void *ud);
 
 /*
+ * Stop receiving: the consumer cancels its subscriptions (basic.cancel) but
+ * keeps its connection, so deliveries the loop still holds can be acked.
+ * Deliveries already on their way may still arrive (settle them, e.g. nack
+ * with requeue). For a draining process. No effect before mq_consume.
+ */
+void mq_consume_pause(struct mq_client *c);
+
+/*
  * Queue a persistent publish (delivery_mode 2, mandatory). content_type is
  * application/json unless headers hold a string "content_type", which is then
  * used. message_id may be NULL. headers may be NULL; it is deep-copied, as is

@@ -157,6 +157,7 @@ struct item {
     int msg_attempt;        /* x-vestnik-attempt of msg */
     char *reminder_fire;    /* the reminder this item fires */
     int done;               /* nothing more to send (stored, cancelled, duplicate) */
+    int rejected;           /* did not parse: dead-lettered as it came */
     int preclaimed;         /* rows came claimed from the scheduler */
     struct urec **rcpt;     /* resolved recipients (NULL where unknown) */
     size_t n_rcpt;
@@ -188,6 +189,7 @@ struct row {
 
 struct batch {
     struct ntf_notifier *n;
+    struct batch *prev, *next; /* the notifier's started batches (claims to renew) */
     struct item **items;
     size_t n_items, cap_items;
     struct row **rows; /* every row of the batch, all rounds */
@@ -219,8 +221,11 @@ struct ntf_notifier {
     uv_check_t flush;
     uv_timer_t sched_timer;
     struct batch *forming;
+    struct batch *active; /* started batches */
     unsigned busy;
     uint64_t isolate_until; /* one event per batch until then (after a data error) */
+    uint64_t backoff_until; /* no new batch before then (after a failed one) */
+    uv_timer_t renew_timer; /* keeps the claims of rows being sent */
     int started, stopped, sched_busy, closing, free_pending;
     struct tzc *tzs;
     size_t n_tzs;
@@ -413,6 +418,12 @@ static void urec_free(struct urec *u)
 static void batch_free(struct batch *b)
 {
     struct ntf_notifier *n = b->n;
+    if (b->prev)
+        b->prev->next = b->next;
+    else if (n->active == b)
+        n->active = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
     for (size_t i = 0; i < b->n_items; i++)
         item_free(b->items[i]);
     for (size_t i = 0; i < b->n_rows; i++) {
@@ -478,6 +489,8 @@ static void batch_fail(struct batch *b, const char *what, const char *err)
     b->failed = 1;
     vn_warn("notifier", "batch of %zu events: %s failed (%s); messages go back to the queue",
             b->n_items, what, err ? err : "?");
+    /* back off: new batches wait a second (and until the database answers) */
+    b->n->backoff_until = vn_now_ms() + 1000;
     for (size_t i = 0; i < b->n_items; i++) {
         struct item *it = b->items[i];
         if (it->msg) {
@@ -685,9 +698,21 @@ static void urec_fix(struct ntf_notifier *n, struct urec *u)
 }
 
 /* The user a recipient resolves to: registered (by id or Telegram link) or ad hoc. */
+/* deliveries.user_id of a recipient that is not (or not yet) a registered user */
+static void adhoc_key(const struct ntf_recipient *r, char *key, size_t len)
+{
+    if (r->user_id)
+        snprintf(key, len, "%s", r->user_id);
+    else if (r->has_telegram)
+        snprintf(key, len, "tg:%" PRId64, r->telegram_user_id);
+    else
+        snprintf(key, len, "email:%s", r->email);
+}
+
+static struct urec *adhoc(struct batch *b, const struct ntf_recipient *r, const char *key);
+
 static struct urec *resolve(struct batch *b, const struct ntf_recipient *r)
 {
-    struct ntf_notifier *n = b->n;
     char key[300];
     struct urec *u = NULL;
     if (r->user_id) {
@@ -705,13 +730,16 @@ static struct urec *resolve(struct batch *b, const struct ntf_recipient *r)
             u->name = xstrdup(r->name);
         return u;
     }
-    if (r->user_id)
-        snprintf(key, sizeof(key), "%s", r->user_id);
-    else if (r->has_telegram)
-        snprintf(key, sizeof(key), "tg:%" PRId64, r->telegram_user_id);
-    else
-        snprintf(key, sizeof(key), "email:%s", r->email);
-    if ((u = user_find(b, key)) != NULL)
+    adhoc_key(r, key, sizeof(key));
+    return adhoc(b, r, key);
+}
+
+/* The user of a recipient without an account (or an unknown user id). */
+static struct urec *adhoc(struct batch *b, const struct ntf_recipient *r, const char *key)
+{
+    struct ntf_notifier *n = b->n;
+    struct urec *u = user_find(b, key);
+    if (u != NULL)
         return u;
     u = user_add(b, key);
     u->u.known = 0;
@@ -824,9 +852,11 @@ static void step_users(struct batch *b)
     vn_buf_puts(&ids, ids.len ? "}" : "{}");
     vn_buf_puts(&tgs, tgs.len ? "}" : "{}");
     const char *p[] = {ids.data, tgs.data};
+    b->waiting = 1; /* a query that fails at once must still end the step */
     batch_query(b, SQL_USERS, 2, p, on_users);
     vn_buf_free(&ids);
     vn_buf_free(&tgs);
+    batch_done_one(b);
 }
 
 /* ---- step 3: plan and claim rows --------------------------------------------- */
@@ -857,11 +887,13 @@ static const char SQL_ROWS[] =
     "OR claim_until < now()) AND (next_attempt_at <= now() OR (state = 'retrying' AND retry))), "
     "upd AS (UPDATE notify.deliveries d SET attempts = d.attempts + 1, claim_owner = $2, "
     "claim_until = now() + $3::interval WHERE d.id = ANY (ARRAY(SELECT id FROM mine)) "
+    /* repeated here: a row another notifier claimed meanwhile is re-checked after its lock */
+    "AND d.state IN ('pending', 'retrying') AND (d.claim_until IS NULL OR d.claim_until < now()) "
     "RETURNING d.id, d.event_id, d.user_id, d.channel, d.state, d.attempts, 1 AS claimed) "
     "SELECT id, event_id::text, user_id, channel, state, attempts, claimed FROM ins "
     "UNION ALL SELECT id, event_id::text, user_id, channel, state, attempts, claimed FROM upd "
     "UNION ALL SELECT id, event_id::text, user_id, channel, state, attempts, 0 FROM cur "
-    "WHERE id NOT IN (SELECT id FROM mine)";
+    "WHERE id NOT IN (SELECT id FROM upd)";
 
 static unsigned used_channels(struct batch *b, struct item *it, struct urec *u)
 {
@@ -948,7 +980,8 @@ static void step_rows(struct batch *b)
         json_kv(&x, "state", r->plan == NTF_SKIP ? "skipped" : "pending");
         json_time(&x, "next_at", r->plan == NTF_DEFER ? r->not_before : 0);
         json_kv(&x, "reason", r->reason[0] ? r->reason : NULL);
-        vn_buf_printf(&x, ",\"retry\":%s}", r->it->msg ? "true" : "false");
+        vn_buf_printf(&x, ",\"retry\":%s}",
+                      r->it->msg && r->it->msg_attempt > 0 ? "true" : "false");
     }
     if (x.len == 0) {
         batch_step(b);
@@ -956,8 +989,10 @@ static void step_rows(struct batch *b)
     }
     vn_buf_putc(&x, ']');
     const char *p[] = {x.data, n->instance, n->lease};
+    b->waiting = 1;
     batch_query(b, SQL_ROWS, 3, p, on_rows);
     vn_buf_free(&x);
+    batch_done_one(b);
 }
 
 /* ---- step 4: send ---------------------------------------------------------------- */
@@ -1110,9 +1145,19 @@ static void step_send(struct batch *b)
 
 /* ---- step 5: record outcomes, fall back, decide retries ---------------------- */
 
+/*
+ * Outcomes, and the fallback rows of channels that failed for good, in one
+ * statement: a failed row never exists without its fallback (a crash right
+ * after would otherwise lose the message). The fallback rows are inserted
+ * unclaimed and due; the next round (or the scheduler) claims and sends them.
+ */
 static const char SQL_FINAL[] =
     "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, state text, err text, "
-    "ref text, next_at timestamptz)) "
+    "ref text, next_at timestamptz)), "
+    "fb AS (INSERT INTO notify.deliveries (event_id, user_id, channel, state, next_attempt_at, "
+    "last_error) SELECT event_id, user_id, channel, 'pending', COALESCE(next_at, now()), reason "
+    "FROM jsonb_to_recordset($3::jsonb) AS f(event_id uuid, user_id text, channel text, "
+    "next_at timestamptz, reason text) ON CONFLICT DO NOTHING) "
     "UPDATE notify.deliveries d SET state = x.state, last_error = x.err, "
     "provider_ref = COALESCE(x.ref, d.provider_ref), "
     "sent_at = CASE WHEN x.state = 'sent' THEN now() ELSE d.sent_at END, "
@@ -1145,7 +1190,7 @@ static void on_block(struct pgc_client *c, PGresult *res, const char *err, void 
 static void step_final(struct batch *b)
 {
     struct ntf_notifier *n = b->n;
-    struct vn_buf x = VN_BUF_INIT, blocked = VN_BUF_INIT;
+    struct vn_buf x = VN_BUF_INIT, blocked = VN_BUF_INIT, fb = VN_BUF_INIT;
     int64_t now = (int64_t)vn_wall_ms();
     size_t end = b->n_rows;
     for (size_t k = b->round_start; k < end; k++) {
@@ -1190,6 +1235,13 @@ static void step_final(struct batch *b)
                          ntf_channel_name(r->ch));
                 if (p.action == NTF_DEFER)
                     snprintf(f->reason, sizeof(f->reason), "%s", p.reason);
+                vn_buf_puts(&fb, fb.len ? ",{" : "[{");
+                vn_buf_printf(&fb, "\"event_id\":\"%s\"", f->it->ev.id);
+                json_kv(&fb, "user_id", f->u->key);
+                json_kv(&fb, "channel", ntf_channel_name(f->ch));
+                json_time(&fb, "next_at", p.action == NTF_DEFER ? p.not_before_ms : 0);
+                json_kv(&fb, "reason", f->reason);
+                vn_buf_putc(&fb, '}');
             }
         }
         snprintf(r->state, sizeof(r->state), "%s", state);
@@ -1214,9 +1266,11 @@ static void step_final(struct batch *b)
     }
     if (x.len) {
         vn_buf_putc(&x, ']');
-        const char *p[] = {x.data, n->instance};
-        batch_query(b, SQL_FINAL, 2, p, on_final);
+        vn_buf_puts(&fb, fb.len ? "]" : "[]");
+        const char *p[] = {x.data, n->instance, fb.data};
+        batch_query(b, SQL_FINAL, 3, p, on_final);
     }
+    vn_buf_free(&fb);
     /* rows added above (fallbacks) are the next round */
     b->round_start = end;
     vn_buf_free(&x);
@@ -1314,7 +1368,8 @@ static void step_settle(struct batch *b)
             snprintf(code, sizeof(code), "%.*s", colon ? (int)(colon - it->dead_reason) : 0,
                      it->dead_reason);
             dead_letter(n, it, code, it->dead_reason);
-        } else if (it->retry) {
+        }
+        if (it->retry) {
             char q[256], rq[300];
             ntf_queue_name(n->o.topo.prefix, ntf_queue_of(it->ev.type), q, sizeof(q));
             snprintf(rq, sizeof(rq), "%s.retry.%s", q, n->o.topo.retry->name[it->retry_step]);
@@ -1325,7 +1380,8 @@ static void step_settle(struct batch *b)
         }
         if (it->reminder_fire)
             sql_text_array(&fired, it->reminder_fire);
-        met_inc(met_get(n->m_events, it->dead ? "dead" : it->retry ? "retry" : "done"));
+        if (!it->rejected)
+            met_inc(met_get(n->m_events, it->dead ? "dead" : it->retry ? "retry" : "done"));
         item_settled(it);
     }
     if (fired.len) {
@@ -1369,6 +1425,13 @@ static void attach_claimed(struct batch *b)
         if (r->u)
             continue;
         r->u = r->ukey ? user_find(b, r->ukey) : NULL;
+        for (size_t j = 0; r->u == NULL && r->ukey && j < r->it->ev.n_recipients; j++) {
+            /* stored as "tg:N" / "email:x" and the person registered since */
+            char key[300];
+            adhoc_key(&r->it->ev.recipients[j], key, sizeof(key));
+            if (strcmp(key, r->ukey) == 0)
+                r->u = adhoc(b, &r->it->ev.recipients[j], key);
+        }
         if (r->u == NULL) {
             r->u = user_add(b, r->ukey ? r->ukey : "?");
             urec_fix(b->n, r->u);
@@ -1436,6 +1499,10 @@ static void batch_step(struct batch *b)
 
 static void batch_start(struct batch *b)
 {
+    b->next = b->n->active;
+    if (b->next)
+        b->next->prev = b;
+    b->n->active = b;
     b->n->busy++;
     b->phase = P_INTAKE;
     b->phase_at = vn_now_ms();
@@ -1461,16 +1528,31 @@ static void flush_forming(struct ntf_notifier *n)
  * bigger (one statement per step for all of it), which is where throughput
  * comes from. At a low rate every event still starts at once.
  */
+/* Without the database a batch could only fail: events are held (at most
+ * the prefetch) until it answers again, instead of being nacked in a loop. */
+static int can_start(const struct ntf_notifier *n)
+{
+    return pgc_is_ready(n->o.pg) && vn_now_ms() >= n->backoff_until;
+}
+
 static void on_check(uv_check_t *h)
 {
     struct ntf_notifier *n = h->data;
-    if (n->busy < NTF_MAX_BATCHES || n->stopped)
+    if (n->stopped) {
+        flush_forming(n);
+        return;
+    }
+    if (can_start(n) && n->busy < NTF_MAX_BATCHES)
         flush_forming(n);
 }
 
 static void on_message(struct mq_message *msg, void *ud)
 {
     struct ntf_notifier *n = ud;
+    if (n->stopped) { /* draining: the subscription is being cancelled; it goes back */
+        mq_nack(msg, 1);
+        return;
+    }
     struct item *it = xcalloc(1, sizeof(*it));
     struct ntf_reject_info why;
     it->msg = msg;
@@ -1482,6 +1564,7 @@ static void on_message(struct mq_message *msg, void *ud)
     if (ntf_event_parse(msg->body, msg->len, &lim, &it->ev, &why) != 0) {
         it->done = 1;
         it->dead = 1;
+        it->rejected = 1;
         snprintf(it->dead_reason, sizeof(it->dead_reason), "%s: %s", ntf_reject_code(why.code),
                  why.msg);
         met_inc(met_get(n->m_events, "rejected"));
@@ -1489,14 +1572,24 @@ static void on_message(struct mq_message *msg, void *ud)
     if (n->forming && !it->dead) {
         for (size_t i = 0; i < n->forming->n_items; i++)
             if (strcmp(n->forming->items[i]->ev.id, it->ev.id) == 0) {
-                flush_forming(n); /* the same event twice: one batch each, in order */
+                /* the same event twice: one batch each, in order (if the
+                 * database is away, the copy is simply dropped back) */
+                if (can_start(n)) {
+                    flush_forming(n);
+                } else {
+                    mq_nack(msg, 1);
+                    it->msg = NULL;
+                    ntf_event_free(&it->ev);
+                    item_free(it);
+                    return;
+                }
                 break;
             }
     }
     if (n->forming == NULL)
         n->forming = batch_new(n, 0);
     batch_add_item(n->forming, it);
-    if (n->forming->n_items >= n->o.batch_max || vn_now_ms() < n->isolate_until)
+    if ((n->forming->n_items >= n->o.batch_max || vn_now_ms() < n->isolate_until) && can_start(n))
         flush_forming(n);
 }
 
@@ -1531,17 +1624,19 @@ struct sched_run {
 static void sched_finish(struct sched_run *s)
 {
     struct ntf_notifier *n = s->n;
-    n->sched_busy = 0;
-    if (s->b->n_items && !n->stopped) {
-        batch_start(s->b);
-    } else {
-        /* never started: claims expire and another notifier takes them */
-        n->busy++;
-        batch_free(s->b);
-    }
-    if (s->full && !n->stopped) /* more is due: look again at once */
-        uv_timer_start(&n->sched_timer, on_sched_timer, 0, (uint64_t)n->o.poll_interval_ms);
+    struct batch *b = s->b;
+    int again = s->full && !n->stopped; /* more is due: look again at once */
     free(s);
+    if (again)
+        uv_timer_start(&n->sched_timer, on_sched_timer, 0, (uint64_t)n->o.poll_interval_ms);
+    n->sched_busy = 0;
+    if (b->n_items && !n->stopped) {
+        batch_start(b);
+    } else {
+        /* never started: claims expire and another notifier takes them (this may free n) */
+        n->busy++;
+        batch_free(b);
+    }
 }
 
 static void on_claim_rows(struct pgc_client *c, PGresult *res, const char *err, void *ud)
@@ -1648,6 +1743,56 @@ static void on_sched_timer(uv_timer_t *t)
     }
 }
 
+/* ---- claims and leases outlive slow sends ------------------------------------ */
+
+/*
+ * A send may take longer than a claim lasts (a chat paced at 1/s by the
+ * limiter, 429 waits, SMTP timeouts). Every third of NOTIFY_CLAIM_LEASE the
+ * claims of rows still being sent, and the leases of reminders being fired,
+ * are extended, so no other notifier (nor this one's scheduler) takes them.
+ * A notifier that dies stops renewing, and its claims run out.
+ */
+static const char SQL_RENEW[] =
+    "WITH a AS (UPDATE notify.deliveries SET claim_until = now() + $2::interval "
+    "WHERE id = ANY ($3::bigint[]) AND claim_owner = $1 RETURNING 1), "
+    "r AS (UPDATE notify.reminders SET lease_until = now() + $2::interval "
+    "WHERE id = ANY ($4::text[]) AND lease_owner = $1 AND state = 'firing' RETURNING 1) "
+    "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM r)";
+
+static void on_renewed(struct pgc_client *c, PGresult *res, const char *err, void *ud)
+{
+    VN_UNUSED(c);
+    VN_UNUSED(res);
+    VN_UNUSED(ud);
+    if (err)
+        vn_warn("notifier", "renewing claims failed (%s); they may run out during slow sends", err);
+}
+
+static void on_renew_timer(uv_timer_t *t)
+{
+    struct ntf_notifier *n = t->data;
+    struct vn_buf rows = VN_BUF_INIT, rems = VN_BUF_INIT;
+    for (struct batch *b = n->active; b; b = b->next) {
+        for (size_t k = 0; k < b->n_rows; k++) {
+            struct row *r = b->rows[k];
+            if (r->claimed && r->id && r->state[0] && strcmp(r->state, "sent") != 0 &&
+                strcmp(r->state, "failed") != 0 && r->out == OUT_NONE)
+                vn_buf_printf(&rows, "%s%" PRId64, rows.len ? "," : "{", r->id);
+        }
+        for (size_t i = 0; i < b->n_items; i++)
+            if (b->items[i]->reminder_fire)
+                sql_text_array(&rems, b->items[i]->reminder_fire);
+    }
+    if (rows.len || rems.len) {
+        vn_buf_puts(&rows, rows.len ? "}" : "{}");
+        vn_buf_puts(&rems, rems.len ? "}" : "{}");
+        const char *p[] = {n->instance, n->lease, rows.data, rems.data};
+        pgc_query(n->o.pg, SQL_RENEW, 4, p, on_renewed, NULL);
+    }
+    vn_buf_free(&rows);
+    vn_buf_free(&rems);
+}
+
 /* ---- lifecycle ---------------------------------------------------------------- */
 
 struct ntf_notifier *ntf_notifier_new(const struct ntf_notifier_opts *o)
@@ -1684,6 +1829,8 @@ struct ntf_notifier *ntf_notifier_new(const struct ntf_notifier_opts *o)
     n->flush.data = n;
     uv_timer_init(o->loop, &n->sched_timer);
     n->sched_timer.data = n;
+    uv_timer_init(o->loop, &n->renew_timer);
+    n->renew_timer.data = n;
     return n;
 }
 
@@ -1703,6 +1850,8 @@ int ntf_notifier_start(struct ntf_notifier *n)
     }
     uv_check_start(&n->flush, on_check);
     uv_timer_start(&n->sched_timer, on_sched_timer, 0, (uint64_t)n->o.poll_interval_ms);
+    uint64_t every = (uint64_t)n->o.claim_lease_ms / 3;
+    uv_timer_start(&n->renew_timer, on_renew_timer, every, every);
     n->started = 1;
     vn_info("notifier", "consuming %s as %s (channels:%s%s)", list, n->instance,
             n->o.tg ? " telegram" : "", n->o.email ? " email" : "");
@@ -1715,6 +1864,9 @@ void ntf_notifier_stop(struct ntf_notifier *n)
         return;
     n->stopped = 1;
     uv_timer_stop(&n->sched_timer);
+    uv_timer_stop(&n->renew_timer);
+    if (n->started)
+        mq_consume_pause(n->o.mq);
     flush_forming(n);
 }
 
@@ -1751,7 +1903,8 @@ void ntf_notifier_free(struct ntf_notifier *n)
     if (n == NULL)
         return;
     ntf_notifier_stop(n);
-    n->closing = 2;
+    n->closing = 3;
     uv_close((uv_handle_t *)&n->flush, free_self);
     uv_close((uv_handle_t *)&n->sched_timer, free_self);
+    uv_close((uv_handle_t *)&n->renew_timer, free_self);
 }

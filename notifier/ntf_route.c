@@ -165,9 +165,17 @@ size_t ntf_route(const struct ntf_event *ev, const struct ntf_user *u, int64_t n
         return n;
     }
     if (!has_pref) {
-        /* No preference: the first channel of the fallback order that reaches the user. */
+        /* No preference: the first channel of the fallback order that reaches
+         * the user (telegram, email when the order is empty: no fallback
+         * still means one channel). */
         struct ntf_plan p;
-        if (ntf_route_fallback(ev, u, now_ms, available, 0, &p)) {
+        struct ntf_user d = *u;
+        if (d.n_fallback == 0) {
+            d.fallback[0] = NTF_CH_TELEGRAM;
+            d.fallback[1] = NTF_CH_EMAIL;
+            d.n_fallback = 2;
+        }
+        if (ntf_route_fallback(ev, &d, now_ms, available, 0, &p)) {
             out[n++] = p;
             return n;
         }

@@ -20,9 +20,27 @@ vn_ntf_env() {
 	export NOTIFY_POLL_INTERVAL="${NOTIFY_POLL_INTERVAL:-100ms}"
 }
 
-# vn_ntf_cleanup: delete the test's queues and exchange (RabbitMQ management API).
+# vn_ntf_db: a database of the test's own (migrated), so the schedulers of
+# notifiers elsewhere (make run, another test) never take its rows and it never
+# takes theirs. Sets DATABASE_URL; vn_ntf_cleanup drops it.
+VN_NTF_DB=""
+vn_ntf_db() {
+	local base="$DATABASE_URL" name="vn_test_$VN_RUN_ID"
+	psql -X -qAt "$base" -c "CREATE DATABASE $name" >/dev/null 2>"$VN_TMP/createdb.err" ||
+		vn_fail "cannot create a test database: $(cat "$VN_TMP/createdb.err")"
+	VN_NTF_DB="$name"
+	VN_NTF_BASE_URL="$base"
+	DATABASE_URL="$(/usr/bin/python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$base" "$name")"
+	export DATABASE_URL
+	"$VESTNIK_BIN" migrate >"$VN_TMP/migrate.log" 2>&1 || vn_fail "vestnik migrate failed: $(cat "$VN_TMP/migrate.log")"
+}
+
+# vn_ntf_cleanup: delete the test's queues, exchange and database.
 vn_ntf_cleanup() {
 	local q
+	if [[ -n "$VN_NTF_DB" ]]; then
+		psql -X -qAt "$VN_NTF_BASE_URL" -c "DROP DATABASE IF EXISTS $VN_NTF_DB WITH (FORCE)" >/dev/null 2>&1 || true
+	fi
 	for q in $(curl -s "$RABBITMQ_MGMT_URL/api/queues/%2F" |
 		/usr/bin/python3 -c 'import json,sys; [print(q["name"]) for q in json.load(sys.stdin)]' 2>/dev/null |
 		grep -F "$NOTIFY_QUEUE_PREFIX"); do

@@ -14,7 +14,7 @@ set -euo pipefail
 
 vn_load_env
 trap vn_ntf_cleanup EXIT
-"$VESTNIK_BIN" migrate >"$VN_TMP/migrate.log" 2>&1 || vn_fail "vestnik migrate failed: $(cat "$VN_TMP/migrate.log")"
+vn_ntf_db
 
 # The SMTP fault proxy in front of maildev.
 coproc PROXY { exec /usr/bin/python3 "$VN_SOURCE_DIR/tests/fakes/smtp_fault_proxy.py" \

@@ -12,7 +12,7 @@ set -euo pipefail
 
 vn_load_env
 trap vn_ntf_cleanup EXIT
-"$VESTNIK_BIN" migrate >"$VN_TMP/migrate.log" 2>&1 || vn_fail "vestnik migrate failed: $(cat "$VN_TMP/migrate.log")"
+vn_ntf_db
 vn_start_fake
 vn_ntf_env
 vn_start_vestnik "$VN_TMP/notifier1.log" notifier
