@@ -32,6 +32,7 @@ struct vn_app {
     struct http_server *http;
     struct rds_client *redis;
     struct pgc_client *pg;
+    struct pgc_client *pg_fast; /* the notifier's second connection */
     struct mq_client *mq;
     struct hc_client *hc;
     struct tg_client *tg;      /* NULL when TELEGRAM_BOT_TOKEN is empty */
@@ -187,6 +188,8 @@ static void shutdown_all(struct vn_app *app)
     http_server_close(app->http);
     rds_close(app->redis);
     pgc_close(app->pg);
+    if (app->pg_fast)
+        pgc_close(app->pg_fast);
     tg_client_close(app->tg);
     hc_close(app->hc);
     if (app->mq)
@@ -388,6 +391,10 @@ static int start_notifier(struct vn_app *app)
     memset(&o, 0, sizeof(o));
     o.loop = &app->loop;
     o.pg = app->pg;
+    struct pgc_opts popt = {cfg->database_url, cfg->health_interval_ms, cfg->reconnect_max_ms,
+                            5000};
+    app->pg_fast = pgc_new(&app->loop, &popt);
+    o.pg_fast = app->pg_fast;
     o.mq = app->mq;
     o.tg = app->tg;
     o.email = app->email;

@@ -183,6 +183,8 @@ struct row {
     int attempts;
     char state[12];
     enum outcome out;
+    int early;    /* sent: recorded by the early flush, not by step_final */
+    int recorded; /* ... and that flush is done */
     char err[200];
     char ref[96];
 };
@@ -199,6 +201,7 @@ struct batch {
     size_t n_users, cap_users;
     int waiting; /* async operations outstanding in the current step */
     int phase;
+    int early_wait;       /* P_FINAL: sent rows whose early flush is still in flight */
     uint64_t phase_ms[8]; /* time spent per phase (debug log) */
     uint64_t phase_at;
     int failed;
@@ -226,6 +229,9 @@ struct ntf_notifier {
     uint64_t isolate_until; /* one event per batch until then (after a data error) */
     uint64_t backoff_until; /* no new batch before then (after a failed one) */
     uv_timer_t renew_timer; /* keeps the claims of rows being sent */
+    struct row **early;     /* sent rows waiting for the early flush */
+    size_t n_early, cap_early;
+    int early_busy; /* a flush is in flight */
     int started, stopped, sched_busy, closing, free_pending;
     struct tzc *tzs;
     size_t n_tzs;
@@ -997,6 +1003,74 @@ static void step_rows(struct batch *b)
 
 /* ---- step 4: send ---------------------------------------------------------------- */
 
+/*
+ * A message the channel accepted is recorded as sent at the end of this loop
+ * iteration, not when its whole batch is done: the time in which a crash
+ * would leave it claimed but not recorded (and so sent again, see
+ * docs/notifier.md) is one statement, not the slowest send of the batch.
+ */
+static const char SQL_EARLY[] =
+    "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id bigint, ref text)) "
+    "UPDATE notify.deliveries d SET state = 'sent', sent_at = now(), last_error = NULL, "
+    "provider_ref = COALESCE(x.ref, d.provider_ref), claim_owner = NULL, claim_until = NULL "
+    "FROM x WHERE d.id = ANY (ARRAY(SELECT id FROM x)) AND d.id = x.id AND d.claim_owner = $2";
+
+struct early_flush {
+    struct ntf_notifier *n;
+    struct row **rows;
+    size_t n_rows;
+};
+
+static void on_early(struct pgc_client *c, PGresult *res, const char *err, void *ud)
+{
+    struct early_flush *f = ud;
+    VN_UNUSED(c);
+    VN_UNUSED(res);
+    if (err)
+        vn_warn("notifier",
+                "recording %zu sent messages failed (%s); their claims run out and "
+                "they may be sent again",
+                f->n_rows, err);
+    f->n->early_busy = 0;
+    for (size_t i = 0; i < f->n_rows; i++) {
+        struct row *r = f->rows[i];
+        struct batch *b = r->it->b;
+        r->recorded = 1;
+        if (b->early_wait > 0) { /* its batch waits in P_FINAL */
+            b->early_wait--;
+            batch_done_one(b);
+        }
+    }
+    free(f->rows);
+    free(f);
+}
+
+static void early_flush(struct ntf_notifier *n)
+{
+    if (n->n_early == 0 || n->early_busy)
+        return;
+    struct early_flush *f = xcalloc(1, sizeof(*f));
+    struct vn_buf x = VN_BUF_INIT;
+    f->n = n;
+    f->rows = n->early;
+    f->n_rows = n->n_early;
+    n->early = NULL;
+    n->n_early = n->cap_early = 0;
+    for (size_t i = 0; i < f->n_rows; i++) {
+        struct row *r = f->rows[i];
+        vn_buf_puts(&x, x.len ? ",{" : "[{");
+        vn_buf_printf(&x, "\"id\":%" PRId64, r->id);
+        json_kv(&x, "ref", r->ref[0] ? r->ref : NULL);
+        vn_buf_putc(&x, '}');
+    }
+    vn_buf_putc(&x, ']');
+    const char *p[] = {x.data, n->instance};
+    n->early_busy = 1;
+    if (pgc_query(n->o.pg_fast, SQL_EARLY, 2, p, on_early, f) != 0)
+        on_early(n->o.pg, NULL, "PostgreSQL is not connected", f);
+    vn_buf_free(&x);
+}
+
 static void row_sent(struct row *r, enum outcome out, const char *err, const char *ref)
 {
     struct ntf_notifier *n = r->it->b->n;
@@ -1005,6 +1079,15 @@ static void row_sent(struct row *r, enum outcome out, const char *err, const cha
         snprintf(r->err, sizeof(r->err), "%s", err);
     if (ref && ref != r->ref)
         snprintf(r->ref, sizeof(r->ref), "%s", ref);
+    if (out == OUT_SENT && r->id) {
+        r->early = 1;
+        snprintf(r->state, sizeof(r->state), "sent");
+        if (n->n_early == n->cap_early) {
+            n->cap_early = n->cap_early ? n->cap_early * 2 : 64;
+            n->early = xrealloc(n->early, n->cap_early * sizeof(*n->early));
+        }
+        n->early[n->n_early++] = r;
+    }
     met_inc(met_get(n->m_deliveries, ntf_channel_name(r->ch),
                     out == OUT_SENT   ? "sent"
                     : out == OUT_TEMP ? "temporary_failure"
@@ -1200,6 +1283,11 @@ static void step_final(struct batch *b)
         char err[300];
         if (!r->claimed || r->out == OUT_NONE)
             continue;
+        if (r->early) {
+            if (!r->recorded)
+                b->early_wait++; /* on_early ends the wait */
+            continue;
+        }
         snprintf(err, sizeof(err), "%s", r->err);
         if (r->out == OUT_TEMP) {
             size_t step = 0;
@@ -1257,7 +1345,8 @@ static void step_final(struct batch *b)
             r->u->tg_user = 0;
         }
     }
-    b->waiting = 1;
+    b->waiting = 1 + b->early_wait;
+    early_flush(n); /* those still waiting to be flushed at all */
     if (blocked.len) {
         vn_buf_putc(&blocked, '}');
         const char *p[] = {blocked.data};
@@ -1538,6 +1627,7 @@ static int can_start(const struct ntf_notifier *n)
 static void on_check(uv_check_t *h)
 {
     struct ntf_notifier *n = h->data;
+    early_flush(n);
     if (n->stopped) {
         flush_forming(n);
         return;
@@ -1787,7 +1877,7 @@ static void on_renew_timer(uv_timer_t *t)
         vn_buf_puts(&rows, rows.len ? "}" : "{}");
         vn_buf_puts(&rems, rems.len ? "}" : "{}");
         const char *p[] = {n->instance, n->lease, rows.data, rems.data};
-        pgc_query(n->o.pg, SQL_RENEW, 4, p, on_renewed, NULL);
+        pgc_query(n->o.pg_fast, SQL_RENEW, 4, p, on_renewed, NULL);
     }
     vn_buf_free(&rows);
     vn_buf_free(&rems);
@@ -1802,6 +1892,8 @@ struct ntf_notifier *ntf_notifier_new(const struct ntf_notifier_opts *o)
     n->o = *o;
     if (n->o.batch_max == 0)
         n->o.batch_max = 256;
+    if (n->o.pg_fast == NULL)
+        n->o.pg_fast = n->o.pg;
     if (n->o.claim_lease_ms <= 0)
         n->o.claim_lease_ms = 30000;
     if (n->o.poll_interval_ms <= 0)
@@ -1882,6 +1974,7 @@ static void free_now(struct ntf_notifier *n)
         fsm_tz_free(n->tzs[i].tz);
     }
     free(n->tzs);
+    free(n->early);
     tpl_fmt_cache_free(n->fmt);
     free(n);
 }

@@ -57,6 +57,9 @@ int ntf_declare_topology(amqp_connection_state_t conn, amqp_channel_t ch,
 struct ntf_notifier_opts {
     uv_loop_t *loop;
     struct pgc_client *pg;
+    struct pgc_client *pg_fast; /* a second connection for short statements that must not
+                                   wait behind batches (sent records, lease renewals);
+                                   NULL = pg */
     struct mq_client *mq;
     struct tg_client *tg;         /* NULL: no Telegram channel */
     struct ntf_email_pool *email; /* NULL: no e-mail channel */
