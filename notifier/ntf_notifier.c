@@ -349,10 +349,9 @@ static void free_now(struct ntf_notifier *n);
 static void flush_forming(struct ntf_notifier *n);
 static void step_settle(struct batch *b);
 static void batch_fail(struct batch *b, const char *what, const char *err);
+static void batch_done_one(struct batch *b);
 
 /* A query for the batch; on failure the whole batch gives its messages back. */
-static void batch_fail(struct batch *b, const char *what, const char *err);
-
 static int batch_query(struct batch *b, const char *sql, int nparams, const char *const *params,
                        pgc_result_fn cb)
 {
@@ -506,6 +505,19 @@ static void batch_fail(struct batch *b, const char *what, const char *err)
     }
 }
 
+/* The start of a batch's query callback: 0 when the batch failed (now or
+ * before) or holds a poison event, and this query's part is over. */
+static int batch_result(struct batch *b, const char *what, const char *err, PGresult *res)
+{
+    if (!b->failed && err)
+        batch_fail_res(b, what, err, res);
+    if (b->failed || b->poison) {
+        batch_done_one(b);
+        return 0;
+    }
+    return 1;
+}
+
 /* Called by every async completion; moves on when the step's work is done. */
 static void batch_done_one(struct batch *b)
 {
@@ -554,15 +566,8 @@ static void on_events(struct pgc_client *c, PGresult *res, const char *err, void
 {
     struct batch *b = ud;
     VN_UNUSED(c);
-    if (b->failed) {
-        batch_done_one(b);
+    if (!batch_result(b, "storing events", err, res))
         return;
-    }
-    if (err) {
-        batch_fail_res(b, "storing events", err, res);
-        batch_done_one(b);
-        return;
-    }
     for (int r = 0; r < PQntuples(res); r++) {
         const char *id = val(res, r, 0), *ok = val(res, r, 1);
         for (size_t i = 0; i < b->n_items; i++) {
@@ -767,15 +772,8 @@ static void on_users(struct pgc_client *c, PGresult *res, const char *err, void 
     struct batch *b = ud;
     struct ntf_notifier *n = b->n;
     VN_UNUSED(c);
-    if (b->failed) {
-        batch_done_one(b);
+    if (!batch_result(b, "reading recipients", err, res))
         return;
-    }
-    if (err) {
-        batch_fail(b, "reading recipients", err);
-        batch_done_one(b);
-        return;
-    }
     for (int i = 0; i < PQntuples(res); i++) {
         const char *id = val(res, i, 0), *tg = val(res, i, 12);
         struct urec *u = user_find(b, id);
@@ -944,15 +942,8 @@ static void on_rows(struct pgc_client *c, PGresult *res, const char *err, void *
 {
     struct batch *b = ud;
     VN_UNUSED(c);
-    if (b->failed) {
-        batch_done_one(b);
+    if (!batch_result(b, "recording deliveries", err, res))
         return;
-    }
-    if (err) {
-        batch_fail_res(b, "recording deliveries", err, res);
-        batch_done_one(b);
-        return;
-    }
     for (int i = 0; i < PQntuples(res); i++) {
         const char *eid = val(res, i, 1), *uid = val(res, i, 2), *ch = val(res, i, 3);
         int chn = ntf_channel_parse(ch);

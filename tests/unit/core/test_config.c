@@ -68,7 +68,12 @@ static void test_defaults_valid(void **state)
     assert_string_equal(cfg.redis_url, "redis://127.0.0.1:6379/0");
     assert_string_equal(cfg.database_url, "postgresql://vestnik:vestnik@127.0.0.1:5432/vestnik");
     assert_string_equal(cfg.amqp_url, "amqp://guest:guest@127.0.0.1:5672/");
-    assert_int_equal(cfg.amqp_prefetch, 64);
+    assert_int_equal(cfg.amqp_prefetch, 256);
+    assert_int_equal(cfg.notify_max_attempts, 5);
+    assert_int_equal(cfg.notify_claim_lease_ms, 30000);
+    assert_int_equal(cfg.notify_max_event_bytes, 256 * 1024);
+    assert_string_equal(cfg.notify_retry_ladder, "10s,1m,10m,1h");
+    assert_int_equal(cfg.smtp_starttls, 0);
     assert_string_equal(cfg.amqp_exchange, "vestnik");
     assert_int_equal(cfg.health_interval_ms, 1000);
     assert_int_equal(cfg.reconnect_max_ms, 5000);
@@ -449,7 +454,7 @@ static void test_print_empty_api_key(void **state)
     /* Empty means "disabled": shown as empty, not as a redacted secret. */
     assert_printed(out.data, "API_KEY", "", "default");
     assert_printed(out.data, "LOG_LEVEL", "info", "default");
-    assert_printed(out.data, "AMQP_PREFETCH", "64", "default");
+    assert_printed(out.data, "AMQP_PREFETCH", "256", "default");
     vn_buf_free(&out);
     cfg_free(&cfg);
 }
