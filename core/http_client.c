@@ -7,6 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Easy handles kept for reuse: creating one per request (allocating and
+ * clearing curl's large per-handle state) was the client's main cost at
+ * thousands of requests per second. */
+#define HC_SPARE_MAX 256
+
 struct hc_client {
     uv_loop_t *loop;
     CURLM *multi;
@@ -15,7 +20,9 @@ struct hc_client {
     int closing;
     int verbose; /* VN_HTTP_CLIENT_VERBOSE=1: curl traces to stderr (debugging) */
     char *user_agent;
-    struct hc_call *calls; /* in-flight list, for close */
+    struct hc_call *calls;     /* in-flight list, for close */
+    CURL *spare[HC_SPARE_MAX]; /* finished easy handles, reset for the next request */
+    size_t n_spare;
 };
 
 struct hc_call {
@@ -172,7 +179,12 @@ static void call_finish(struct hc_client *c, struct hc_call *call, CURLcode code
     call_unlink(c, call);
     curl_multi_remove_handle(c->multi, call->easy);
     call->cb(&r, call->ud);
-    curl_easy_cleanup(call->easy);
+    if (c->n_spare < HC_SPARE_MAX && !c->closing) {
+        curl_easy_reset(call->easy);
+        c->spare[c->n_spare++] = call->easy;
+    } else {
+        curl_easy_cleanup(call->easy);
+    }
     curl_slist_free_all(call->headers);
     free(call->body);
     vn_buf_free(&call->resp);
@@ -230,7 +242,7 @@ int hc_request(struct hc_client *c, const struct hc_request *req, hc_done_fn cb,
     call->cb = cb;
     call->ud = ud;
     call->max_response = req->max_response ? req->max_response : 8u * 1024u * 1024u;
-    call->easy = curl_easy_init();
+    call->easy = c->n_spare ? c->spare[--c->n_spare] : curl_easy_init();
     CURL *e = call->easy;
     curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, call);
@@ -305,6 +317,8 @@ void hc_close(struct hc_client *c)
     /* Cleanup closes cached connections, which calls on_socket(REMOVE). */
     curl_multi_cleanup(c->multi);
     c->multi = NULL;
+    while (c->n_spare)
+        curl_easy_cleanup(c->spare[--c->n_spare]);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
 }
