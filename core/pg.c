@@ -10,6 +10,8 @@ enum pgc_state { PGC_IDLE, PGC_CONNECTING, PGC_READY, PGC_CLOSING };
 
 struct pgc_query {
     struct pgc_query *next;
+    const char *name; /* prepared statement name (a static string), or NULL */
+    int preparing;    /* running: the PREPARE for name, not the query */
     char *sql;
     int nparams;
     char **values;
@@ -25,6 +27,8 @@ struct pgc_poll {
     struct pgc_client *c;
 };
 
+#define PGC_MAX_PREPARED 32
+
 struct pgc_client {
     uv_loop_t *loop;
     char *conninfo;
@@ -38,7 +42,9 @@ struct pgc_client {
     struct pgc_query *head, *tail; /* head is running when running != 0 */
     int running;
     int flushing;
-    PGresult *last; /* latest result of the running query */
+    PGresult *last;                         /* latest result of the running query */
+    const char *prepared[PGC_MAX_PREPARED]; /* names prepared on this connection */
+    size_t n_prepared;
     uv_timer_t retry_timer;
     uv_timer_t health_timer;
     int handles_open;
@@ -139,6 +145,7 @@ static void connection_lost(struct pgc_client *c)
     }
     c->ping_sent = 0;
     c->state = PGC_IDLE;
+    c->n_prepared = 0; /* a new connection has none */
     fail_all(c, c->last_error);
     uint64_t delay =
         vn_backoff_ms(c->attempt, 100, (uint64_t)c->opt.reconnect_max_ms, vn_random_u32());
@@ -149,13 +156,31 @@ static void connection_lost(struct pgc_client *c)
     uv_timer_start(&c->retry_timer, on_retry, delay, 0);
 }
 
+static int is_prepared(const struct pgc_client *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_prepared; i++)
+        if (strcmp(c->prepared[i], name) == 0)
+            return 1;
+    return 0;
+}
+
 static void run_next(struct pgc_client *c)
 {
     if (c->state != PGC_READY || c->running || c->head == NULL)
         return;
     struct pgc_query *q = c->head;
-    if (!PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, (const char *const *)q->values, NULL,
-                           NULL, 0)) {
+    int ok;
+    if (q->name && !is_prepared(c, q->name) && c->n_prepared < PGC_MAX_PREPARED) {
+        q->preparing = 1; /* finish_running then sends the query itself */
+        ok = PQsendPrepare(c->conn, q->name, q->sql, q->nparams, NULL);
+    } else if (q->name && is_prepared(c, q->name)) {
+        ok = PQsendQueryPrepared(c->conn, q->name, q->nparams, (const char *const *)q->values, NULL,
+                                 NULL, 0);
+    } else {
+        ok = PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, (const char *const *)q->values,
+                               NULL, NULL, 0);
+    }
+    if (!ok) {
         set_error(c, "sending query failed", PQerrorMessage(c->conn));
         if (PQstatus(c->conn) == CONNECTION_BAD) {
             connection_lost(c);
@@ -187,6 +212,17 @@ static void finish_running(struct pgc_client *c)
     struct pgc_query *q = c->head;
     PGresult *res = c->last;
     c->last = NULL;
+    if (q->preparing) {
+        q->preparing = 0;
+        c->running = 0;
+        if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+            c->prepared[c->n_prepared++] = q->name;
+            PQclear(res);
+            run_next(c); /* the query itself, now prepared */
+            return;
+        }
+        /* the statement does not prepare: report as the query's error */
+    }
     c->head = q->next;
     if (c->head == NULL)
         c->tail = NULL;
@@ -375,11 +411,18 @@ struct pgc_client *pgc_new(uv_loop_t *loop, const struct pgc_opts *opt)
 int pgc_query(struct pgc_client *c, const char *sql, int nparams, const char *const *values,
               pgc_result_fn cb, void *ud)
 {
+    return pgc_query_prepared(c, NULL, sql, nparams, values, cb, ud);
+}
+
+int pgc_query_prepared(struct pgc_client *c, const char *name, const char *sql, int nparams,
+                       const char *const *values, pgc_result_fn cb, void *ud)
+{
     if (c->state == PGC_CLOSING)
         return VN_ESTATE;
     if (c->state != PGC_READY)
         return VN_EDOWN;
     struct pgc_query *q = xcalloc(1, sizeof(*q));
+    q->name = name;
     q->sql = xstrdup(sql);
     q->nparams = nparams;
     if (nparams > 0) {

@@ -41,6 +41,15 @@ struct pgc_client *pgc_new(uv_loop_t *loop, const struct pgc_opts *opt);
 int pgc_query(struct pgc_client *c, const char *sql, int nparams, const char *const *values,
               pgc_result_fn cb, void *ud);
 
+/*
+ * The same for a statement run often: prepared under name (a string that
+ * outlives the client, e.g. a literal) the first time on each connection,
+ * then run without being parsed and planned again. Same answers as
+ * pgc_query; a statement that does not prepare reports its error there.
+ */
+int pgc_query_prepared(struct pgc_client *c, const char *name, const char *sql, int nparams,
+                       const char *const *values, pgc_result_fn cb, void *ud);
+
 int pgc_is_ready(const struct pgc_client *c);
 const char *pgc_last_error(const struct pgc_client *c);
 
