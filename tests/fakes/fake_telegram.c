@@ -227,7 +227,8 @@ struct fake {
     struct fk_update *uq_head, *uq_tail;
     size_t uq_len;
     int64_t next_update_id;
-    char **allowed; /* NULL: Telegram's default set */
+    int64_t first_update_id; /* --first-update-id: where ids start (and restart on reset) */
+    char **allowed;          /* NULL: Telegram's default set */
     size_t nallowed;
 
     struct fk_webhook wh;
@@ -2879,7 +2880,7 @@ static void fake_reset(struct fake *f)
     faults_clear(f);
     f->next_fault_id = 0;
     uq_drop_all(f);
-    f->next_update_id = 1;
+    f->next_update_id = f->first_update_id;
     allowed_clear(f);
     webhook_clear(f);
     for (size_t i = 0; i < f->chat_buckets; i++) {
@@ -3067,6 +3068,9 @@ static void usage(FILE *out)
             "  --rate-model M       strict: window (sliding windows, default) or bucket\n"
             "  --latency-ms N       delay every Bot API answer by N ms (default 0)\n"
             "  --max-calls N        calls kept for /_fake/calls (default %u)\n"
+            "  --first-update-id N  the first update_id given out (default 1); scripts/run-dev\n"
+            "                       starts from the clock so a bot whose Redis remembers the\n"
+            "                       ids of an earlier run does not take them as duplicates\n"
             "  --http-timeout S     idle connection timeout in seconds (default 120)\n"
             "  --log-level LEVEL    debug, info, warn or error (default: LOG_LEVEL or info)\n"
             "  --help               this text\n"
@@ -3091,6 +3095,7 @@ static int parse_cli(int argc, char **argv, struct fake *f, struct cli *cl)
         O_STRICT,
         O_LATENCY,
         O_MAX_CALLS,
+        O_FIRST_UPDATE_ID,
         O_TIMEOUT,
         O_LOG,
         O_HELP,
@@ -3108,6 +3113,7 @@ static int parse_cli(int argc, char **argv, struct fake *f, struct cli *cl)
         {"strict", no_argument, NULL, O_STRICT},
         {"latency-ms", required_argument, NULL, O_LATENCY},
         {"max-calls", required_argument, NULL, O_MAX_CALLS},
+        {"first-update-id", required_argument, NULL, O_FIRST_UPDATE_ID},
         {"http-timeout", required_argument, NULL, O_TIMEOUT},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
@@ -3159,6 +3165,19 @@ static int parse_cli(int argc, char **argv, struct fake *f, struct cli *cl)
             }
             f->cli.latency_ms = (unsigned)v;
             break;
+        case O_FIRST_UPDATE_ID: {
+            char *end;
+            long long first = strtoll(optarg, &end, 10);
+            if (*end || first < 1 || first > 2000000000000LL) {
+                fprintf(stderr,
+                        "vestnik-fake-telegram: --first-update-id expects 1..2000000000000, got "
+                        "\"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            f->first_update_id = first;
+            break;
+        }
         case O_MAX_CALLS:
             if (parse_uint(optarg, 10000000, &v) != 0 || v == 0) {
                 fprintf(stderr,
@@ -3291,7 +3310,9 @@ int main(int argc, char **argv)
     f.chat_buckets = 256;
     f.chat_tab = xcalloc(f.chat_buckets, sizeof(*f.chat_tab));
     f.next_channel_id = FIRST_CHANNEL_ID;
-    f.next_update_id = 1;
+    if (f.first_update_id < 1)
+        f.first_update_id = 1;
+    f.next_update_id = f.first_update_id;
     f.started_ms = vn_now_ms();
 
     signal(SIGPIPE, SIG_IGN);
