@@ -14,8 +14,13 @@
 #include "fsm/fsm_date.h"
 
 static const char *const type_names[NTF_TYPE_COUNT] = {
-    "task.assigned",      "task.due",           "task.completed",
-    "reminder.scheduled", "reminder.cancelled", "notification.requested",
+    "task.assigned",
+    "task.due",
+    "task.completed",
+    "reminder.scheduled",
+    "reminder.cancelled",
+    "notification.requested",
+    "preferences.update_requested",
     "reminder.fired",
 };
 static const char *const channel_names[NTF_CH_COUNT] = {"telegram", "email", "websocket"};
@@ -417,6 +422,52 @@ static int check_data(struct ntf_event *ev, struct ntf_reject_info *why)
     case NTF_REMINDER_CANCELLED:
         return want_str(ev->data, "reminder_id", "data.reminder_id", 1, 1, 200, &ev->reminder_id,
                         why);
+    case NTF_PREFERENCES_UPDATE: {
+        /* one recipient (who changed their settings) and at least one change */
+        json_object *q;
+        int changes = 0;
+        if (ev->n_recipients != 1)
+            REJECT(NTF_R_INVALID_FIELD, "recipients: preferences.update_requested names exactly "
+                                        "one recipient (whose preferences change)");
+        if (ev->recipients[0].user_id == NULL && !ev->recipients[0].has_telegram)
+            REJECT(NTF_R_INVALID_FIELD, "recipients[0]: preferences belong to a user_id or a "
+                                        "telegram_user_id, not an e-mail address");
+        if (want_str(ev->data, "locale", "data.locale", 0, 2, 35, &s, why))
+            return -1;
+        changes += s != NULL;
+        if (want_str(ev->data, "time_zone", "data.time_zone", 0, 1, 64, &s, why))
+            return -1;
+        changes += s != NULL;
+        if (want_str(ev->data, "toggle_channel", "data.toggle_channel", 0, 1, 20, &s, why))
+            return -1;
+        if (s && ntf_channel_parse(s) < 0)
+            REJECT(NTF_R_INVALID_FIELD,
+                   "data.toggle_channel: expected telegram, email or websocket");
+        changes += s != NULL;
+        if (json_object_object_get_ex(ev->data, "quiet_hours", &q)) {
+            changes++;
+            if (q != NULL) {
+                const char *from, *to;
+                int h, m;
+                char tail;
+                if (!json_object_is_type(q, json_type_object))
+                    REJECT(NTF_R_INVALID_FIELD, "data.quiet_hours: expected {\"from\": \"22:00\", "
+                                                "\"to\": \"07:00\"} or null");
+                if (want_str(q, "from", "data.quiet_hours.from", 1, 3, 5, &from, why) ||
+                    want_str(q, "to", "data.quiet_hours.to", 1, 3, 5, &to, why))
+                    return -1;
+                if (sscanf(from, "%d:%d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 || m < 0 ||
+                    m > 59)
+                    REJECT(NTF_R_INVALID_FIELD, "data.quiet_hours.from: expected HH:MM");
+                if (sscanf(to, "%d:%d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 || m < 0 || m > 59)
+                    REJECT(NTF_R_INVALID_FIELD, "data.quiet_hours.to: expected HH:MM");
+            }
+        }
+        if (changes == 0)
+            REJECT(NTF_R_MISSING_FIELD, "missing field: data needs locale, time_zone, "
+                                        "quiet_hours or toggle_channel");
+        return 0;
+    }
     case NTF_NOTIFICATION_REQUESTED:
         if (want_str(ev->data, "title", "data.title", 1, 1, 1000, &s, why) ||
             want_str(ev->data, "body", "data.body", 0, 0, 16000, &s, why) ||
@@ -495,7 +546,8 @@ static int validate(struct ntf_event *ev, const struct ntf_limits *lim, struct n
     if (t < 0 || (t == NTF_REMINDER && !lim->allow_internal))
         REJECT(NTF_R_UNKNOWN_TYPE,
                "unknown event type \"%.60s\" (known: task.assigned, task.due, task.completed, "
-               "reminder.scheduled, reminder.cancelled, notification.requested)",
+               "reminder.scheduled, reminder.cancelled, notification.requested, "
+               "preferences.update_requested)",
                s);
     ev->type = (enum ntf_type)t;
     v = field(root, "version");

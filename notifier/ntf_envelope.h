@@ -21,6 +21,7 @@ enum ntf_type {
     NTF_REMINDER_SCHEDULED,
     NTF_REMINDER_CANCELLED,
     NTF_NOTIFICATION_REQUESTED,
+    NTF_PREFERENCES_UPDATE, /* "preferences.update_requested": the bot's /settings */
     NTF_REMINDER, /* internal "reminder.fired": a stored reminder firing; only from the notifier */
     NTF_TYPE_COUNT
 };

@@ -28,7 +28,7 @@ static const char *const queue_suffix[NTF_Q_COUNT + 1] = {"tasks", "reminders", 
 static const char *const queue_binding[NTF_Q_COUNT][4] = {
     {"task.assigned", "task.due", "task.completed", NULL},
     {"reminder.scheduled", "reminder.cancelled", NULL, NULL},
-    {"notification.requested", NULL, NULL, NULL},
+    {"notification.requested", "preferences.update_requested", NULL, NULL},
 };
 
 void ntf_queue_name(const char *prefix, int q, char *buf, size_t len)
@@ -48,6 +48,7 @@ enum ntf_queue ntf_queue_of(enum ntf_type t)
     case NTF_REMINDER:
         return NTF_Q_REMINDERS;
     case NTF_NOTIFICATION_REQUESTED:
+    case NTF_PREFERENCES_UPDATE:
     case NTF_TYPE_COUNT:
         break;
     }
@@ -566,6 +567,44 @@ static const char SQL_CANCEL[] =
     "ON CONFLICT (id) DO UPDATE SET state = 'cancelled', cancelled_at = now() "
     "WHERE r.state = 'scheduled'";
 
+/*
+ * preferences.update_requested (the bot's /settings): the user is the one the
+ * Telegram account is linked to, or "tg:<id>", created with a link on first
+ * use, so the settings of someone who never linked an account still apply to
+ * what is sent to that Telegram account (their reminders, for one).
+ * toggle_channel flips a channel in the "*" list (whose default is
+ * ["telegram"], what an empty preference means for a Telegram user).
+ */
+static const char SQL_PREFS[] =
+    "WITH j AS (SELECT $1::jsonb AS j), "
+    "t AS (SELECT COALESCE($4, (SELECT user_id FROM bot.telegram_links WHERE telegram_user_id = "
+    "$2::bigint), 'tg:' || $2) AS id), "
+    "u AS (INSERT INTO bot.users AS u (id, locale, time_zone) SELECT t.id, "
+    "COALESCE(j->>'locale', 'en'), COALESCE(j->>'time_zone', 'UTC') FROM t, j "
+    "ON CONFLICT (id) DO UPDATE SET "
+    "locale = CASE WHEN (SELECT j ? 'locale' FROM j) THEN EXCLUDED.locale ELSE u.locale END, "
+    "time_zone = CASE WHEN (SELECT j ? 'time_zone' FROM j) THEN EXCLUDED.time_zone "
+    "ELSE u.time_zone END RETURNING 1), "
+    "l AS (INSERT INTO bot.telegram_links (telegram_user_id, user_id, chat_id) "
+    "SELECT $2::bigint, t.id, COALESCE($3::bigint, $2::bigint) FROM t WHERE $2 IS NOT NULL "
+    "ON CONFLICT (telegram_user_id) DO NOTHING RETURNING 1), "
+    "p AS (INSERT INTO bot.preferences AS p (user_id, channels, quiet_hours_start, "
+    "quiet_hours_end) SELECT t.id, CASE WHEN j ? 'toggle_channel' THEN jsonb_build_object('*', "
+    "CASE WHEN '[\"telegram\"]'::jsonb ? (j->>'toggle_channel') THEN '[\"telegram\"]'::jsonb - "
+    "(j->>'toggle_channel') ELSE '[\"telegram\"]'::jsonb || to_jsonb(j->>'toggle_channel') END) "
+    "ELSE '{}'::jsonb END, (j->'quiet_hours'->>'from')::time, (j->'quiet_hours'->>'to')::time "
+    "FROM t, j ON CONFLICT (user_id) DO UPDATE SET "
+    "quiet_hours_start = CASE WHEN (SELECT j ? 'quiet_hours' FROM j) THEN "
+    "EXCLUDED.quiet_hours_start ELSE p.quiet_hours_start END, "
+    "quiet_hours_end = CASE WHEN (SELECT j ? 'quiet_hours' FROM j) THEN EXCLUDED.quiet_hours_end "
+    "ELSE p.quiet_hours_end END, "
+    "channels = CASE WHEN (SELECT j ? 'toggle_channel' FROM j) THEN jsonb_set(p.channels, '{*}', "
+    "CASE WHEN COALESCE(p.channels->'*', '[\"telegram\"]') ? (SELECT j->>'toggle_channel' FROM j) "
+    "THEN COALESCE(p.channels->'*', '[\"telegram\"]') - (SELECT j->>'toggle_channel' FROM j) "
+    "ELSE COALESCE(p.channels->'*', '[\"telegram\"]') || to_jsonb((SELECT j->>'toggle_channel' "
+    "FROM j)) END) ELSE p.channels END RETURNING 1) "
+    "SELECT t.id, (SELECT count(*) FROM l) FROM t";
+
 static void on_events(struct pgc_client *c, PGresult *res, const char *err, void *ud)
 {
     struct batch *b = ud;
@@ -593,15 +632,15 @@ static void on_stored(struct pgc_client *c, PGresult *res, const char *err, void
 {
     struct batch *b = ud;
     VN_UNUSED(c);
-    VN_UNUSED(res);
-    if (err)
-        batch_fail_res(b, "storing reminders", err, res);
+    if (err && !b->failed)
+        batch_fail_res(b, "storing reminders or preferences", err, res);
     batch_done_one(b);
 }
 
 static void step_intake(struct batch *b)
 {
     struct vn_buf ev = VN_BUF_INIT, rem = VN_BUF_INIT, can = VN_BUF_INIT;
+    int prefs_started = 0;
     for (size_t i = 0; i < b->n_items; i++) {
         struct item *it = b->items[i];
         if (it->done || it->preclaimed)
@@ -626,13 +665,28 @@ static void step_intake(struct batch *b)
         } else if (it->ev.type == NTF_REMINDER_CANCELLED) {
             sql_text_array(&can, it->ev.reminder_id);
             it->done = 1;
+        } else if (it->ev.type == NTF_PREFERENCES_UPDATE) {
+            const struct ntf_recipient *r = &it->ev.recipients[0];
+            char tg[24] = "", chat[24] = "";
+            if (r->has_telegram) {
+                snprintf(tg, sizeof(tg), "%" PRId64, r->telegram_user_id);
+                snprintf(chat, sizeof(chat), "%" PRId64, r->chat_id);
+            }
+            const char *p[] = {json_object_to_json_string_ext(it->ev.data, JSON_C_TO_STRING_PLAIN),
+                               r->has_telegram ? tg : NULL, r->has_telegram ? chat : NULL,
+                               r->user_id};
+            it->done = 1;
+            if (prefs_started++ == 0)
+                b->waiting = 1; /* held below */
+            batch_query(b, PREPARED(SQL_PREFS), 4, p, on_stored);
         } else {
             vn_buf_puts(&ev, ev.len ? ",{" : "[{");
             json_event_cols(&ev, it);
             vn_buf_putc(&ev, '}');
         }
     }
-    b->waiting = 1; /* hold the step until every query is queued */
+    if (prefs_started == 0)
+        b->waiting = 1; /* hold the step until every query is queued */
     if (rem.len) {
         vn_buf_putc(&rem, ']');
         const char *p[] = {rem.data};

@@ -190,6 +190,43 @@ vn_sql "UPDATE notify.deliveries SET next_attempt_at = now() WHERE event_id = '$
 vn_wait_rows "$id7" "$u4:telegram:sent" 10 || vn_fail "the deferred event was not sent when due"
 vn_ok "when quiet hours end, the deferred event is sent"
 
+# ---- the bot's /settings: preferences.update_requested ------------------------------------
+tg5=$((600000 + RANDOM))
+send_prefs() {
+	vn_send preferences.update_requested --to "tg:$tg5" --data "$1" >/dev/null ||
+		vn_fail "vestnik send preferences.update_requested failed: $(cat "$VN_TMP/send.log")"
+}
+send_prefs '{"locale":"ru","time_zone":"Europe/Moscow"}'
+qs5="$(TZ=Europe/Moscow date -d '-1 hour' '+%H:%M')" qe5="$(TZ=Europe/Moscow date -d '+2 hours' '+%H:%M')"
+send_prefs "{\"quiet_hours\":{\"from\":\"$qs5\",\"to\":\"$qe5\"}}"
+send_prefs '{"toggle_channel":"email"}'
+for _ in $(seq 1 50); do
+	vn_api GET "/v1/users/tg:$tg5"
+	[[ "$VN_STATUS" == 200 && "$(vn_json 'j["preferences"]["channels"]')" == *email* ]] && break
+	sleep 0.1
+done
+vn_assert_eq "$VN_STATUS" 200 "a Telegram user's /settings create their user (tg:<id>) with a link"
+vn_assert_eq "$(vn_json 'j["locale"], j["time_zone"], j["telegram"][0]["telegram_user_id"]')" \
+	"('ru', 'Europe/Moscow', $tg5)" "... with the language and time zone"
+vn_assert_eq "$(vn_json 'j["preferences"]["channels"], j["preferences"]["quiet_hours"] is not None')" \
+	"({'*': ['telegram', 'email']}, True)" "... quiet hours, and e-mail toggled on next to Telegram"
+id10="$(vn_send notification.requested --to "tg:$tg5" --data '{"title":"Тихо"}')"
+vn_wait_rows "$id10" "tg:$tg5:email:skipped,tg:$tg5:telegram:pending" 10 ||
+	vn_fail "the bot user's quiet hours were not applied"
+vn_ok "an event to that Telegram account waits for the quiet hours set in /settings (e-mail: skipped, no address)"
+send_prefs '{"quiet_hours":null}'
+send_prefs '{"toggle_channel":"email"}'
+for _ in $(seq 1 50); do
+	vn_api GET "/v1/users/tg:$tg5"
+	[[ "$(vn_json 'j["preferences"]["quiet_hours"]')" == None ]] && break
+	sleep 0.1
+done
+vn_assert_eq "$(vn_json 'j["preferences"]["channels"], j["preferences"]["quiet_hours"]')" \
+	"({'*': ['telegram']}, None)" "quiet hours off and e-mail toggled off again"
+vn_send preferences.update_requested --to "tg:$tg5" --data '{"nothing":1}' >/dev/null 2>&1 &&
+	vn_fail "a settings event without a change was accepted"
+vn_ok "a settings event without a change is refused (it would be dead-lettered)"
+
 # ---- the HTTP API --------------------------------------------------------------------------
 vn_api POST /v1/notifications "{\"type\":\"notification.requested\",\"recipients\":[{\"user_id\":\"$u1\"}],
   \"channels\":[\"telegram\"],\"data\":{\"title\":\"via HTTP\"}}"

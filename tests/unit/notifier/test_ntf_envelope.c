@@ -61,6 +61,12 @@ static const char *const NOTIFICATION =
     "\"recipients\":[{\"email\":\"a@b.c\"}],"
     "\"data\":{\"title\":\"Invoice ready\",\"body\":\"\",\"url\":\"https://x.test/i/1\"}}";
 
+static const char *const PREFS =
+    "{\"id\":\"" LOWER_ID "\",\"type\":\"preferences.update_requested\",\"version\":1,"
+    "\"occurred_at\":\"2026-11-21T09:00:00Z\",\"source\":\"vestnik-bot\","
+    "\"recipients\":[{\"telegram_user_id\":7,\"chat_id\":7}],"
+    "\"data\":{\"locale\":\"ru\"}}";
+
 /* ms since the epoch of a UTC civil time (independent of the code under test
    only in that the constants below were checked against Python's datetime). */
 static int64_t ms_of(const char *rfc3339)
@@ -367,6 +373,45 @@ static void test_reminder_types(void **state)
     assert_int_equal(ev.n_recipients, 1);
     assert_string_equal(ev.recipients[0].email, "a@b.c");
     ntf_event_free(&ev);
+}
+
+/* preferences.update_requested: the bot's /settings, one change at least */
+static void test_preferences_update(void **state)
+{
+    (void)state;
+    struct ntf_event ev;
+    parse_ok(PREFS, NULL, &ev);
+    assert_int_equal(ev.type, NTF_PREFERENCES_UPDATE);
+    assert_string_equal(ntf_type_name(ev.type), "preferences.update_requested");
+    assert_int_equal(ev.recipients[0].telegram_user_id, 7);
+    ntf_event_free(&ev);
+    char *q = mut(PREFS, "data", "{\"quiet_hours\":{\"from\":\"22:00\",\"to\":\"7:30\"}}");
+    parse_ok(q, NULL, &ev);
+    ntf_event_free(&ev);
+    free(q);
+    q = mut(PREFS, "data", "{\"quiet_hours\":null}");
+    parse_ok(q, NULL, &ev); /* null turns quiet hours off: a change */
+    ntf_event_free(&ev);
+    free(q);
+    q = mut(PREFS, "data", "{\"toggle_channel\":\"email\"}");
+    parse_ok(q, NULL, &ev);
+    ntf_event_free(&ev);
+    free(q);
+
+    mut_rejects(PREFS, "data", "{}", NTF_R_MISSING_FIELD, "locale, time_zone, quiet_hours");
+    mut_rejects(PREFS, "data", "{\"toggle_channel\":\"sms\"}", NTF_R_INVALID_FIELD,
+                "data.toggle_channel");
+    mut_rejects(PREFS, "data", "{\"quiet_hours\":\"22-7\"}", NTF_R_INVALID_FIELD,
+                "data.quiet_hours");
+    mut_rejects(PREFS, "data", "{\"quiet_hours\":{\"from\":\"25:00\",\"to\":\"07:00\"}}",
+                NTF_R_INVALID_FIELD, "data.quiet_hours.from");
+    mut_rejects(PREFS, "data", "{\"quiet_hours\":{\"from\":\"22:00\"}}", NTF_R_MISSING_FIELD,
+                "data.quiet_hours.to");
+    mut_rejects(PREFS, "data", "{\"locale\":7}", NTF_R_INVALID_FIELD, "data.locale");
+    mut_rejects(PREFS, "recipients", "[{\"email\":\"a@b.c\"}]", NTF_R_INVALID_FIELD,
+                "recipients[0]");
+    mut_rejects(PREFS, "recipients", "[{\"user_id\":\"a\"},{\"user_id\":\"b\"}]",
+                NTF_R_INVALID_FIELD, "exactly one recipient");
 }
 
 static void test_bytes_and_limits(void **state)
@@ -927,6 +972,7 @@ int main(void)
         cmocka_unit_test(test_uuid_from_name),
         cmocka_unit_test(test_uuid_random),
         cmocka_unit_test(test_reminder_envelope),
+        cmocka_unit_test(test_preferences_update),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
