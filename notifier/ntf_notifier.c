@@ -55,6 +55,9 @@ enum ntf_queue ntf_queue_of(enum ntf_type t)
     return NTF_Q_NOTIFICATIONS;
 }
 
+/* Deliveries of one message without an ack before the broker dead-letters it. */
+#define NTF_DELIVERY_LIMIT 20
+
 static amqp_table_entry_t str_entry(const char *k, const char *v)
 {
     amqp_table_entry_t e;
@@ -103,9 +106,17 @@ int ntf_declare_topology(amqp_connection_state_t conn, amqp_channel_t ch,
     amqp_queue_declare(conn, ch, amqp_cstring_bytes(dead), 0, 1, 0, 0, qargs);
     if (rpc_ok(conn, "declaring queue", dead))
         return -1;
+    /* Work queues: a message the broker has delivered NTF_DELIVERY_LIMIT times
+     * without an ack (one that crashes every notifier that takes it) goes to
+     * the dead-letter queue instead of going round for ever; the broker adds
+     * x-death with reason delivery_limit. */
+    amqp_table_entry_t wargs[4] = {
+        str_entry("x-queue-type", "quorum"), int_entry("x-delivery-limit", NTF_DELIVERY_LIMIT),
+        str_entry("x-dead-letter-exchange", ""), str_entry("x-dead-letter-routing-key", dead)};
+    amqp_table_t work_args = {4, wargs};
     for (int i = 0; i < NTF_Q_COUNT; i++) {
         ntf_queue_name(t->prefix, i, q, sizeof(q));
-        amqp_queue_declare(conn, ch, amqp_cstring_bytes(q), 0, 1, 0, 0, qargs);
+        amqp_queue_declare(conn, ch, amqp_cstring_bytes(q), 0, 1, 0, 0, work_args);
         if (rpc_ok(conn, "declaring queue", q))
             return -1;
         for (int k = 0; k < 4 && queue_binding[i][k]; k++) {

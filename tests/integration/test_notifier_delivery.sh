@@ -35,6 +35,13 @@ vn_ntf_env
 vn_start_vestnik "$VN_TMP/notifier.log" notifier
 vn_wait_for 200 GET /readyz 20 || vn_fail "the notifier is not ready: $VN_BODY"
 vn_ok "the notifier is ready (queues declared: $NOTIFY_QUEUE_PREFIX.*)"
+args="$(vn_json 'j["arguments"]["x-queue-type"], j["arguments"]["x-delivery-limit"], j["arguments"]["x-dead-letter-routing-key"], j["durable"]' \
+	"$(curl -s "$RABBITMQ_MGMT_URL/api/queues/%2F/$NOTIFY_QUEUE_PREFIX.tasks")")"
+vn_assert_eq "$args" "('quorum', 20, '$NOTIFY_QUEUE_PREFIX.dead', True)" \
+	"work queues are durable quorum queues that dead-letter a message delivered 20 times"
+ttl="$(vn_json 'j["arguments"]["x-message-ttl"], j["arguments"]["x-dead-letter-routing-key"]' \
+	"$(curl -s "$RABBITMQ_MGMT_URL/api/queues/%2F/$NOTIFY_QUEUE_PREFIX.tasks.retry.2s")")"
+vn_assert_eq "$ttl" "(2000, '$NOTIFY_QUEUE_PREFIX.tasks')" "the 2 s retry queue expires messages back to the work queue"
 
 u1="ann-$VN_RUN_ID" tg1=$((100000 + RANDOM)) mail1="ann-$VN_RUN_ID@example.com"
 
