@@ -155,6 +155,7 @@ struct urec {
     char *key, *name, *email, *locale, *tzname;
     json_object *prefs;
     int64_t tg_user; /* the linked Telegram account written to (to mark it blocked) */
+    char *alias_of;  /* "=tg:N" entries: the id of the user that account is linked to */
     int blocked;
 };
 
@@ -430,6 +431,7 @@ static void urec_free(struct urec *u)
     free(u->key);
     free(u->name);
     free(u->email);
+    free(u->alias_of);
     free(u->locale);
     free(u->tzname);
     json_object_put(u->prefs);
@@ -802,7 +804,7 @@ static struct urec *resolve(struct batch *b, const struct ntf_recipient *r)
         snprintf(key, sizeof(key), "=tg:%" PRId64, r->telegram_user_id);
         u = user_find(b, key);
         if (u)
-            u = user_find(b, u->email);
+            u = user_find(b, u->alias_of);
     }
     if (u && u->u.known) {
         /* per-event overrides */
@@ -885,10 +887,7 @@ static void on_users(struct pgc_client *c, PGresult *res, const char *err, void 
             if (user_find(b, key) == NULL) {
                 struct urec *alias = user_add(b, key);
                 alias->u.known = 1;
-                alias->tg_user = (int64_t)(intptr_t)u; /* unused */
-                alias->u.n_fallback = 0;
-                alias->prefs = NULL;
-                alias->email = xstrdup(id); /* the user's id */
+                alias->alias_of = xstrdup(id);
             }
         }
     }
@@ -898,7 +897,7 @@ static void on_users(struct pgc_client *c, PGresult *res, const char *err, void 
 /* Resolve an alias "=tg:N" to the user it names. */
 static struct urec *alias_target(struct batch *b, struct urec *a)
 {
-    return a && a->key[0] == '=' ? user_find(b, a->email) : a;
+    return a && a->alias_of ? user_find(b, a->alias_of) : a;
 }
 
 static void step_users(struct batch *b)
