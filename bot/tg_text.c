@@ -48,19 +48,7 @@ static size_t utf8_seq(const unsigned char *s, size_t len, size_t i, uint32_t *c
 
 int tg_utf8_valid(const char *s, size_t len)
 {
-    const unsigned char *u = (const unsigned char *)s;
-    uint32_t cp;
-    for (size_t i = 0; i < len;) {
-        if (u[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n = utf8_seq(u, len, i, &cp);
-        if (n == 0)
-            return 0;
-        i += n;
-    }
-    return 1;
+    return vn_utf8_valid(s, len);
 }
 
 size_t tg_utf8_sanitize(struct vn_buf *out, const char *s, size_t len)

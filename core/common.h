@@ -91,6 +91,9 @@ uint64_t vn_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t max_ms, uint
  */
 size_t vn_utf8_seq(const unsigned char *s, size_t len, size_t i, uint32_t *cp);
 
+/* 1 when s[0..len) is valid UTF-8 (NUL bytes allowed), per vn_utf8_seq. */
+int vn_utf8_valid(const char *s, size_t len);
+
 /* Fill buf with n random bytes as 2n lowercase hex characters + NUL. */
 void vn_random_hex(char *buf, size_t n);
 uint32_t vn_random_u32(void);

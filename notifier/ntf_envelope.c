@@ -239,16 +239,10 @@ static json_object *field(json_object *o, const char *k)
     return json_object_is_type(v, json_type_null) ? NULL : v;
 }
 
+/* Valid UTF-8 without NUL (text PostgreSQL can store). */
 static int utf8_ok(const char *s, size_t len)
 {
-    uint32_t cp;
-    for (size_t i = 0; i < len;) {
-        size_t n = vn_utf8_seq((const unsigned char *)s, len, i, &cp);
-        if (n == 0 || cp == 0)
-            return 0;
-        i += n;
-    }
-    return 1;
+    return memchr(s, '\0', len) == NULL && vn_utf8_valid(s, len);
 }
 
 /* A string field of bounded length; path names it in errors. */

@@ -49,19 +49,6 @@ static void b64_append(struct vn_buf *b, const unsigned char *s, size_t len)
     }
 }
 
-/* 1 when s[0..len) is valid UTF-8. */
-static int utf8_valid(const char *s, size_t len)
-{
-    uint32_t cp;
-    for (size_t i = 0; i < len;) {
-        size_t n = vn_utf8_seq((const unsigned char *)s, len, i, &cp);
-        if (n == 0)
-            return 0;
-        i += n;
-    }
-    return 1;
-}
-
 static int is_ascii(const char *s)
 {
     for (; *s; s++)
@@ -99,7 +86,7 @@ static int check_header_text(const char *field, const char *s, size_t max, char 
         snprintf(err, errlen, "%s: longer than %zu bytes", field, max);
         return VN_ETOOBIG;
     }
-    if (!utf8_valid(s, len)) {
+    if (!vn_utf8_valid(s, len)) {
         snprintf(err, errlen, "%s: not valid UTF-8", field);
         return VN_EINVAL;
     }
@@ -322,7 +309,7 @@ int ntf_mime_encode_word(struct vn_buf *out, const char *s, size_t len, size_t *
     size_t i = 0;
     uint32_t cp;
 
-    if (!utf8_valid(s, len))
+    if (!vn_utf8_valid(s, len))
         return VN_EINVAL;
     while (i < len) {
         size_t room, max_bytes, take = 0;
@@ -504,7 +491,7 @@ static int check_body(const char *field, const char *s, char *err, size_t errlen
         snprintf(err, errlen, "%s: longer than %d bytes", field, NTF_MIME_MAX_BODY);
         return VN_ETOOBIG;
     }
-    if (!utf8_valid(s, len)) {
+    if (!vn_utf8_valid(s, len)) {
         snprintf(err, errlen, "%s: not valid UTF-8", field);
         return VN_EINVAL;
     }

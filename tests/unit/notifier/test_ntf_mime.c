@@ -57,18 +57,6 @@ static void b64_decode(const char *s, size_t len, struct vn_buf *out)
     }
 }
 
-static int utf8_ok(const char *s, size_t len)
-{
-    uint32_t cp;
-    for (size_t i = 0; i < len;) {
-        size_t n = vn_utf8_seq((const unsigned char *)s, len, i, &cp);
-        if (n == 0)
-            return 0;
-        i += n;
-    }
-    return 1;
-}
-
 /* Every physical line of s (split at CRLF) is at most max characters. */
 static void assert_lines_max(const char *s, size_t max)
 {
@@ -121,7 +109,7 @@ static char *decode_header_value(const char *v)
             assert_true(tl <= 75);
             b64_decode(tok + 10, tl - 12, &w);
             assert_true(w.len > 0);
-            assert_true(utf8_ok(w.data, w.len)); /* no sequence split across words */
+            assert_true(vn_utf8_valid(w.data, w.len)); /* no sequence split across words */
             if (!prev_word)
                 vn_buf_append(&out, ws, (size_t)(tok - ws));
             vn_buf_append(&out, w.data, w.len);
