@@ -213,6 +213,14 @@ static int on_auth_interact(auth_client_request_t req, char **result, int fields
  * Decide one message's outcome from what libesmtp recorded for it. Returns 1
  * when the outcome comes from the session (no reply for the message itself).
  */
+/* 530 authentication required, 534/538 mechanism or encryption needed, 535
+ * credentials refused: a 5xx about the sender's login (libesmtp goes on after
+ * a failed AUTH), not about the message or the recipient. */
+static int auth_refused(int code)
+{
+    return code == 530 || code == 534 || code == 535 || code == 538;
+}
+
 static int classify(struct ntf_job *j, smtp_message_t m, smtp_recipient_t r,
                     const struct session_ctx *ctx, const char *session_err)
 {
@@ -232,6 +240,12 @@ static int classify(struct ntf_job *j, smtp_message_t m, smtp_recipient_t r,
                   st[i]->text ? strlen(st[i]->text) : 0);
         if (st[i]->code / 100 == 2)
             job_set(j, NTF_EMAIL_SENT, st[i]->code, "%d %s", st[i]->code, text);
+        else if (auth_refused(st[i]->code))
+            /* our login, not this message: the operator fixes SMTP_USER/SMTP_PASSWORD,
+             * the message waits on the retry ladder meanwhile */
+            job_set(j, NTF_EMAIL_TEMPFAIL, st[i]->code,
+                    "%s: %d %s (the server wants a login: check SMTP_USER and SMTP_PASSWORD)",
+                    what[i], st[i]->code, text);
         else
             job_set(j, st[i]->code / 100 == 5 ? NTF_EMAIL_PERMFAIL : NTF_EMAIL_TEMPFAIL,
                     st[i]->code, "%s: %d %s", what[i], st[i]->code, text);
