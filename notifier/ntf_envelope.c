@@ -662,18 +662,16 @@ int ntf_event_parse(const char *body, size_t len, const struct ntf_limits *lim,
     json_tokener_free(tok);
     /* NULL with success is the JSON value null: not an object, handled below */
     if (jerr != json_tokener_success || off != len) {
-        int trailing = ev->root && jerr == json_tokener_success;
         json_object_put(ev->root);
         ev->root = NULL;
         why->code = NTF_R_INVALID_JSON;
         if (len == 0)
             snprintf(why->msg, sizeof(why->msg), "not JSON: the body is empty");
-        else if (trailing)
-            snprintf(why->msg, sizeof(why->msg), "not JSON: data after the value at byte %zu", off);
         else
             snprintf(why->msg, sizeof(why->msg), "not JSON: %s at byte %zu",
-                     jerr == json_tokener_continue ? "unexpected end of input"
-                                                   : json_tokener_error_desc(jerr),
+                     jerr == json_tokener_success    ? "data after the value"
+                     : jerr == json_tokener_continue ? "unexpected end of input"
+                                                     : json_tokener_error_desc(jerr),
                      off);
         return VN_EINVAL;
     }

@@ -172,13 +172,11 @@ struct item {
     int done;               /* nothing more to send (stored, cancelled, duplicate) */
     int rejected;           /* did not parse: dead-lettered as it came */
     int preclaimed;         /* rows came claimed from the scheduler */
-    struct urec **rcpt;     /* resolved recipients (NULL where unknown) */
-    size_t n_rcpt;
-    int retry;           /* publish a retry copy */
-    size_t retry_step;   /* ladder step for it */
-    int retry_attempt;   /* attempts so far */
-    char retry_err[200]; /* for x-vestnik-last-error */
-    int dead;            /* dead-letter with dead_reason */
+    int retry;              /* publish a retry copy */
+    size_t retry_step;      /* ladder step for it */
+    int retry_attempt;      /* attempts so far */
+    char retry_err[200];    /* for x-vestnik-last-error */
+    int dead;               /* dead-letter with dead_reason */
     char dead_reason[300];
     int settling; /* publishes awaiting confirms */
 };
@@ -219,7 +217,6 @@ struct batch {
     uint64_t phase_at;
     int failed;
     int poison; /* a lone event the database refused: dead-letter it */
-    int scheduler;
     int64_t started_ms;
 };
 
@@ -383,11 +380,10 @@ static int batch_query(struct batch *b, const char *name, const char *sql, int n
 
 /* ---- batches ---------------------------------------------------------------- */
 
-static struct batch *batch_new(struct ntf_notifier *n, int scheduler)
+static struct batch *batch_new(struct ntf_notifier *n)
 {
     struct batch *b = xcalloc(1, sizeof(*b));
     b->n = n;
-    b->scheduler = scheduler;
     b->started_ms = vn_now_ms();
     return b;
 }
@@ -422,7 +418,6 @@ static void item_free(struct item *it)
     ntf_event_free(&it->ev);
     free(it->body);
     free(it->reminder_fire);
-    free(it->rcpt);
     free(it);
 }
 
@@ -894,12 +889,6 @@ static void on_users(struct pgc_client *c, PGresult *res, const char *err, void 
     batch_done_one(b);
 }
 
-/* Resolve an alias "=tg:N" to the user it names. */
-static struct urec *alias_target(struct batch *b, struct urec *a)
-{
-    return a && a->alias_of ? user_find(b, a->alias_of) : a;
-}
-
 static void step_users(struct batch *b)
 {
     struct vn_buf ids = VN_BUF_INIT, tgs = VN_BUF_INIT;
@@ -984,14 +973,13 @@ static void plan_items(struct batch *b)
         struct item *it = b->items[i];
         if (it->done || it->preclaimed)
             continue;
-        it->rcpt = xcalloc(it->ev.n_recipients ? it->ev.n_recipients : 1, sizeof(*it->rcpt));
-        it->n_rcpt = it->ev.n_recipients;
+        struct urec **who = xcalloc(it->ev.n_recipients ? it->ev.n_recipients : 1, sizeof(*who));
         for (size_t k = 0; k < it->ev.n_recipients; k++) {
-            struct urec *u = alias_target(b, resolve(b, &it->ev.recipients[k]));
+            struct urec *u = resolve(b, &it->ev.recipients[k]);
             int seen = 0;
             for (size_t j = 0; j < k; j++)
-                seen |= it->rcpt[j] == u;
-            it->rcpt[k] = u;
+                seen |= who[j] == u;
+            who[k] = u;
             if (seen || u == NULL)
                 continue; /* one person named twice gets one message per channel */
             struct ntf_plan plan[NTF_CH_COUNT];
@@ -1003,6 +991,7 @@ static void plan_items(struct batch *b)
                 memcpy(r->reason, plan[p].reason, sizeof(r->reason));
             }
         }
+        free(who);
     }
 }
 
@@ -1566,7 +1555,7 @@ static void attach_claimed(struct batch *b)
         if (!it->preclaimed)
             continue;
         for (size_t k = 0; k < it->ev.n_recipients; k++)
-            alias_target(b, resolve(b, &it->ev.recipients[k]));
+            resolve(b, &it->ev.recipients[k]);
     }
     for (size_t k = 0; k < b->n_rows; k++) {
         struct row *r = b->rows[k];
@@ -1738,7 +1727,7 @@ static void on_message(struct mq_message *msg, void *ud)
             }
     }
     if (n->forming == NULL)
-        n->forming = batch_new(n, 0);
+        n->forming = batch_new(n);
     batch_add_item(n->forming, it);
     if ((n->forming->n_items >= n->o.batch_max || vn_now_ms() < n->isolate_until) && can_start(n))
         flush_forming(n);
@@ -1883,7 +1872,7 @@ static void on_sched_timer(uv_timer_t *t)
     struct sched_run *s = xcalloc(1, sizeof(*s));
     char limit[16];
     s->n = n;
-    s->b = batch_new(n, 1);
+    s->b = batch_new(n);
     n->sched_busy = 1;
     snprintf(limit, sizeof(limit), "%u", n->o.batch_max);
     const char *p[] = {n->instance, n->lease, limit};
